@@ -1,0 +1,45 @@
+# The two set-up commands: `make demo` and `make test`. Both build .venv from the lock on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export EVERGREEN_HOME ?= $(CURDIR)/.evergreen
+export DAGSTER_HOME ?= $(EVERGREEN_HOME)/dagster
+# uv reads the system trust store, so a machine behind its own CA bundle works as any other.
+export UV_NATIVE_TLS := 1
+
+.PHONY: install demo test lint format lock bench ui clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync --quiet requirements.lock
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/evergreen demo
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+# Re-resolve the pinned lock after changing dependencies in pyproject.toml.
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/ingest.py
+
+ui: $(BIN)/.installed
+	$(BIN)/evergreen ui
+
+clean:
+	rm -rf $(VENV) .evergreen

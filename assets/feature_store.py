@@ -1,0 +1,226 @@
+"""The Feast side of the feature layer: definitions, the online store, training sets.
+
+Feast is imported inside the asset bodies only (``import feast`` takes seconds): loading the code
+location, sensor ticks and the UI never pay for it.
+"""
+
+import datetime as dt
+import re
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AutomationCondition,
+    Config,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from assets.features import customer_spending_features, terminal_risk_features
+from assets.partitions import daily_partitions
+from assets.raw_data import raw_labels, raw_transactions
+from evergreen.features.repo import FEATURE_SERVICE, FEATURE_TABLES, definitions_version
+from evergreen.features.tables import fingerprint, known_at, write_table
+from evergreen.resources import EvergreenResource
+from evergreen.settings import EvergreenSettings, get_settings
+
+# The file registry and the SQLite online store take one writer at a time.
+FEAST_POOL = "feast_registry"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class FeatureDefinitionsConfig(Config):
+    force: bool = False  # apply even if this version is already in the registry
+
+
+@asset(
+    kinds={"feast"},
+    group_name="features",
+    pool=FEAST_POOL,
+    code_version=definitions_version(),
+    automation_condition=AutomationCondition.on_missing()
+    | AutomationCondition.code_version_changed(),
+)
+def feature_definitions(
+    context: AssetExecutionContext, config: FeatureDefinitionsConfig, evergreen: EvergreenResource
+):
+    """`feast apply` of the entities, feature views, on-demand views and the FeatureService,
+    skipped when this definitions version is already applied; the code version is its hash."""
+    from evergreen.features.store import apply_definitions
+
+    settings = evergreen.settings()
+    report = apply_definitions(settings, force=config.force)
+    context.log.info(
+        f"definitions {report.version}: {'applied' if report.applied else 'unchanged'}"
+    )
+    views = "\n".join(
+        f"| {fv.name} | {', '.join(fv.entities)} | {fv.ttl} | {len(fv.features)} |"
+        for fv in report.definitions.feature_views
+    )
+    diff = _ANSI.sub("", report.registry_diff)[:4000] or "(already applied: nothing to do)"
+    return MaterializeResult(
+        metadata={
+            "applied": report.applied,
+            "definitions_version": report.version,
+            "feature_service": FEATURE_SERVICE,
+            "feature_views": MetadataValue.md(
+                "| view | entities | ttl | features |\n|---|---|---|---:|\n" + views
+            ),
+            "registry": MetadataValue.path(str(settings.feast_registry_path)),
+            "registry_diff": MetadataValue.md(f"```\n{diff}\n```"),
+        },
+        data_version=DataVersion(report.version),
+    )
+
+
+def _require_applied(settings: EvergreenSettings) -> None:
+    from evergreen.features.store import applied_version
+
+    if applied_version(settings) != definitions_version():
+        raise Failure(
+            f"Feature definitions {definitions_version()} are not applied to "
+            f"{settings.feast_registry_path}: materialize feature_definitions first."
+        )
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[feature_definitions, customer_spending_features, terminal_risk_features],
+    kinds={"feast", "sqlite"},
+    group_name="features",
+    pool=FEAST_POOL,
+    code_version="online-1",
+    automation_condition=AutomationCondition.eager(),
+)
+def online_features(context: AssetExecutionContext, evergreen: EvergreenResource):
+    """The day's feature rows (known at the next midnight) loaded into the online store.
+
+    Only the newest day goes online: materializing an older day after a newer one would put
+    older values over newer ones, so such a partition is recorded as skipped."""
+    from evergreen.features.store import feature_store, materialize_day, newest_online
+
+    settings = evergreen.settings()
+    _require_applied(settings)
+    day = dt.date.fromisoformat(context.partition_key)
+    store = feature_store(settings)
+    newest = newest_online(store)
+    if newest is not None and newest > known_at(day):
+        context.log.info(f"{day}: skipped, rows known at {newest} are already online")
+        return MaterializeResult(metadata={"skipped": True, "newest_online": str(newest)})
+    rows = {t.name: _partition_rows(settings, t, day) for t in FEATURE_TABLES}
+    began = time.perf_counter()
+    materialize_day(store, day)
+    seconds = time.perf_counter() - began
+    entities = sum(rows.values())
+    return MaterializeResult(
+        metadata={
+            "skipped": False,
+            "dagster/row_count": entities,
+            **{f"rows_{name}": n for name, n in rows.items()},
+            "seconds": round(seconds, 3),
+            "entities_per_s": round(entities / seconds) if seconds else 0,
+            "event_timestamp": MetadataValue.timestamp(known_at(day)),
+            "online_store": MetadataValue.path(str(settings.online_store_path)),
+        }
+    )
+
+
+def _partition_rows(settings: EvergreenSettings, table, day: dt.date) -> int:
+    path = table.partition_path(settings.features_dir, day)
+    if not path.exists():
+        raise Failure(f"{table.name} has no partition {day} at {path}: materialize it first.")
+    return pq.read_metadata(path).num_rows
+
+
+def _offset_mapping(start: int, end: int) -> TimeWindowPartitionMapping:
+    return TimeWindowPartitionMapping(
+        start_offset=start, end_offset=end, allow_nonexistent_upstream_partitions=True
+    )
+
+
+# Cut-off day C: transactions of [C - delay - window + 1, C - delay], labels landed by C; a
+# transaction of day X joins the feature rows of day X - 1.
+_DELAY, _WINDOW = get_settings().label_delay_days, get_settings().training_window_days
+_TX_DAYS = _offset_mapping(-(_DELAY + _WINDOW - 1), -_DELAY)
+_LABEL_DAYS = _offset_mapping(-(_DELAY + _WINDOW - 1), 0)
+_FEATURE_DAYS = _offset_mapping(-(_DELAY + _WINDOW), -(_DELAY + 1))
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[
+        feature_definitions,
+        AssetDep(customer_spending_features, partition_mapping=_FEATURE_DAYS),
+        AssetDep(terminal_risk_features, partition_mapping=_FEATURE_DAYS),
+        AssetDep(raw_transactions, partition_mapping=_TX_DAYS),
+        AssetDep(raw_labels, partition_mapping=_LABEL_DAYS),
+    ],
+    kinds={"feast", "duckdb", "parquet"},
+    group_name="features",
+    code_version="training-set-1",
+)
+def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
+    """Labelled transactions of the training window ending a label delay before the cut-off
+    day (the partition), with labels as known at the cut-off and features point in time,
+    through the FeatureService that serving reads."""
+    from evergreen.features.store import feature_store, fraud_feature_service
+    from evergreen.features.training_set import (
+        TrainingWindow,
+        build_training_set,
+        labelled_transactions,
+    )
+    from evergreen.warehouse import connect
+
+    settings = evergreen.settings()
+    _require_applied(settings)
+    cutoff = dt.date.fromisoformat(context.partition_key)
+    window = TrainingWindow.ending_at(
+        cutoff, settings.training_window_days, settings.label_delay_days
+    )
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        entities = labelled_transactions(conn, window)
+    if entities.empty:
+        raise Failure(f"No labelled transactions in {window}.")
+    store = feature_store(settings)
+    service = fraud_feature_service(store)
+    table = build_training_set(store, entities, service)
+    path = settings.training_sets_dir / f"cutoff={cutoff.isoformat()}" / "training_set.parquet"
+    write_table(table, path)
+    digest = fingerprint(table)
+    features = [c for c in table.column_names if c not in entities.columns]
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "label_share": MetadataValue.float(pc.mean(table["label"]).as_py()),
+            "frauds": int(pc.sum(table["label"]).as_py()),
+            "window": str(window),
+            "first_day": str(window.first_day),
+            "last_day": str(window.last_day),
+            "cutoff": str(window.cutoff),
+            "fingerprint": digest,
+            "feature_service": service.name,
+            "feature_service_version": service.tags.get("version", ""),
+            "features": MetadataValue.md(_feature_table(table, features)),
+            "path": MetadataValue.path(str(path)),
+        },
+        data_version=DataVersion(digest),
+    )
+
+
+def _feature_table(table: pa.Table, features: list[str]) -> str:
+    """Markdown: each feature's share of nulls (no row within the TTL) and its mean."""
+    lines = ["| feature | null share | mean |", "|---|---:|---:|"]
+    for name in features:
+        column = table[name]
+        mean = pc.mean(column).as_py()
+        shown = "" if mean is None else f"{mean:,.4g}"
+        lines.append(f"| {name} | {column.null_count / table.num_rows:.1%} | {shown} |")
+    return "\n".join(lines)

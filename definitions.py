@@ -1,0 +1,23 @@
+"""The Evergreen code location: every asset, check, resource and sensor."""
+
+from dagster import Definitions
+
+from assets.feature_store import feature_definitions, online_features, training_set
+from assets.features import customer_spending_features, terminal_risk_features
+from assets.raw_data import raw_labels, raw_transactions
+from evergreen.resources import EvergreenResource
+from sensors.landing_sensor import landing_zone_sensor
+
+defs = Definitions(
+    assets=[
+        raw_transactions,
+        raw_labels,
+        customer_spending_features,
+        terminal_risk_features,
+        feature_definitions,
+        online_features,
+        training_set,
+    ],
+    sensors=[landing_zone_sensor],
+    resources={"evergreen": EvergreenResource()},
+)

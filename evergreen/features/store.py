@@ -1,0 +1,178 @@
+"""Feast helpers: the store bound to a settings home, apply, materialize, online reads.
+
+Imports Feast: import this module only inside asset bodies, tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from feast import FeatureService, FeatureStore, RepoConfig
+from feast.project import Project
+from feast.repo_contents import RepoContents
+from feast.repo_operations import apply_total_with_repo_instance
+
+from evergreen.features.definitions import FEATURE_TTL, FeastDefinitions, feast_definitions
+from evergreen.features.repo import (
+    FEATURE_REPO,
+    FEATURE_SERVICE,
+    FEATURE_STORE_YAML,
+    definitions_version,
+)
+from evergreen.features.tables import known_at
+from evergreen.settings import EvergreenSettings
+
+_APPLIED_MARKER = "applied.json"
+
+
+def repo_config(settings: EvergreenSettings) -> RepoConfig:
+    """feature_store.yaml with ``${EVERGREEN_HOME}`` bound to this settings' home (as Feast's
+    own loader does with the environment variable)."""
+    text = FEATURE_STORE_YAML.read_text().replace("${EVERGREEN_HOME}", str(settings.home.resolve()))
+    config = RepoConfig(**yaml.safe_load(os.path.expandvars(text)))
+    config.repo_path = FEATURE_REPO
+    return config
+
+
+def feature_store(settings: EvergreenSettings) -> FeatureStore:
+    """The Feast store of this home (registry and online store under ``settings.feast_dir``)."""
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(FEATURE_REPO), config=repo_config(settings))
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What ``apply_definitions`` did."""
+
+    applied: bool
+    version: str
+    registry_diff: str
+    definitions: FeastDefinitions
+
+
+def _repo_contents(project: str, definitions: FeastDefinitions) -> RepoContents:
+    from feast.feature_view import DUMMY_ENTITY
+
+    return RepoContents(
+        projects=[Project(name=project)],
+        data_sources=[fv.batch_source for fv in definitions.feature_views],
+        feature_views=definitions.feature_views,
+        on_demand_feature_views=definitions.on_demand_feature_views,
+        stream_feature_views=[],
+        label_views=[],
+        entities=[*definitions.entities, DUMMY_ENTITY],
+        feature_services=[definitions.feature_service],
+        permissions=[],
+    )
+
+
+def applied_version(settings: EvergreenSettings) -> str | None:
+    """The definitions version last applied to this home's registry, if any."""
+    marker = settings.feast_dir / _APPLIED_MARKER
+    if not marker.exists() or not settings.feast_registry_path.exists():
+        return None
+    return json.loads(marker.read_text())["version"]
+
+
+def apply_definitions(settings: EvergreenSettings, force: bool = False) -> ApplyReport:
+    """``feast apply`` of the definitions, skipped when this version is already applied."""
+    definitions = feast_definitions(settings.features_dir)
+    version = definitions_version()
+    if not force and applied_version(settings) == version:
+        return ApplyReport(False, version, "", definitions)
+    store = feature_store(settings)
+    repo = _repo_contents(store.project, definitions)
+    registry_diff, _, _ = store.plan(repo)
+    apply_total_with_repo_instance(
+        store, store.project, store.registry, repo, skip_source_validation=True
+    )
+    marker = {"version": version, "applied_at": dt.datetime.now(dt.UTC).isoformat()}
+    (settings.feast_dir / _APPLIED_MARKER).write_text(json.dumps(marker))
+    return ApplyReport(True, version, registry_diff.to_string(), definitions)
+
+
+def materialize_day(store: FeatureStore, day: dt.date, views: list[str] | None = None) -> None:
+    """Load the feature rows of ``day`` (event time = the next midnight) into the online store."""
+    at = known_at(day)
+    store.materialize(start_date=at, end_date=at, feature_views=views)
+
+
+def newest_online(store: FeatureStore) -> dt.datetime | None:
+    """The latest event time any feature view has been materialized up to, if any."""
+    ends = [end for fv in store.list_feature_views() for _, end in fv.materialization_intervals]
+    return max(ends, default=None)
+
+
+def fraud_feature_service(store: FeatureStore) -> FeatureService:
+    """The FeatureService that both training and serving read."""
+    return store.get_feature_service(FEATURE_SERVICE)
+
+
+@dataclass
+class OnlineReader:
+    """The serving path's read of the FeatureService, with the offline join's TTL semantics.
+
+    The online store keeps each entity's newest row whatever its age; the offline join ignores a
+    row older than the TTL. So a view whose row is older than the TTL at ``at`` reads as None,
+    and so do the outputs of the on-demand views computed from it (offline they would have been
+    computed from None, which gives None). Build once (``open``), then ``read`` per request.
+    """
+
+    store: FeatureStore
+    service: FeatureService
+    view_features: dict[str, list[str]]
+    derived_from: dict[str, tuple[list[str], list[str]]]  # on-demand view -> (views, outputs)
+
+    @classmethod
+    def open(cls, store: FeatureStore, service_name: str = FEATURE_SERVICE) -> OnlineReader:
+        service = store.get_feature_service(service_name)
+        on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
+        views, derived = {}, {}
+        for projection in service.feature_view_projections:
+            names = [f.name for f in projection.features]
+            if projection.name in on_demand:
+                sources = list(on_demand[projection.name].source_feature_view_projections)
+                derived[projection.name] = (sources, names)
+            else:
+                views[projection.name] = names
+        return cls(store, service, views, derived)
+
+    def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
+        """Features for ``rows`` (join keys and request fields, column lists) at time ``at``."""
+        response = self.store.get_online_features(features=self.service, entity_rows=rows)
+        names = list(response.proto.metadata.feature_names.val)
+        vectors = dict(zip(names, response.proto.results, strict=True))
+        values = {name: [_python(v) for v in vectors[name].values] for name in names}
+        oldest = (at - FEATURE_TTL).timestamp()
+        expired = {}
+        for view, features in self.view_features.items():
+            stamps = vectors[features[0]].event_timestamps
+            expired[view] = [not ts.seconds or ts.seconds < oldest for ts in stamps]
+            _blank(values, features, expired[view])
+        for sources, features in self.derived_from.values():
+            stale = [any(expired[s][i] for s in sources) for i in range(len(values[features[0]]))]
+            _blank(values, features, stale)
+        return values
+
+
+def _python(value: Any) -> Any:
+    """A feature value of the response as Python (None when missing): what ``to_dict`` gives
+    for the scalar types used here, without its per-value type dispatch."""
+    kind = value.WhichOneof("val")
+    if kind is None or kind == "null_val":
+        return None
+    if kind == "unix_timestamp_val":
+        return dt.datetime.fromtimestamp(value.unix_timestamp_val, dt.UTC)
+    return getattr(value, kind)
+
+
+def _blank(values: dict[str, list[Any]], names: list[str], mask: list[bool]) -> None:
+    for i, gone in enumerate(mask):
+        if gone:
+            for name in names:
+                values[name][i] = None

@@ -1,0 +1,78 @@
+"""Training sets: labelled transactions of a window, their features as of each transaction.
+
+A plain function of a warehouse connection and a Feast store, callable from the asset, the tests
+and the benchmark. The entity frame holds the transactions of the window whose label had landed
+by the cut-off day (the newest landed label wins); Feast joins each one, point in time, to the
+feature rows known at its timestamp, through the same FeatureService the serving path reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore
+
+ENTITY_FRAME_SQL = """
+WITH landed AS (
+    SELECT
+        transaction_id,
+        arg_max(label, partition_date) AS label,
+        max(partition_date) AS label_landed_on
+    FROM raw_labels
+    WHERE partition_date >= $first_day AND partition_date <= $cutoff
+    GROUP BY transaction_id
+)
+SELECT
+    t.transaction_id, t.customer_id, t.terminal_id,
+    t.tx_datetime AS event_timestamp, t.tx_datetime, t.amount,
+    t.region, t.channel, t.card_type,
+    l.label, l.label_landed_on
+FROM raw_transactions AS t
+JOIN landed AS l USING (transaction_id)
+WHERE t.partition_date >= $first_day AND t.partition_date <= $last_day
+ORDER BY t.transaction_id
+"""
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """Transactions of days ``first_day..last_day`` with labels landed by ``cutoff``."""
+
+    first_day: dt.date
+    last_day: dt.date
+    cutoff: dt.date
+
+    @classmethod
+    def ending_at(cls, cutoff: dt.date, days: int, label_delay_days: int) -> TrainingWindow:
+        """The ``days`` newest days whose labels should have landed by ``cutoff``."""
+        last_day = cutoff - dt.timedelta(days=label_delay_days)
+        return cls(last_day - dt.timedelta(days=days - 1), last_day, cutoff)
+
+    def __str__(self) -> str:
+        return f"{self.first_day}..{self.last_day} (labels landed by {self.cutoff})"
+
+
+def labelled_transactions(conn: duckdb.DuckDBPyConnection, window: TrainingWindow) -> pd.DataFrame:
+    """The entity frame: labelled transactions of the window, timestamps in UTC."""
+    params = {"first_day": window.first_day, "last_day": window.last_day, "cutoff": window.cutoff}
+    frame = conn.sql(ENTITY_FRAME_SQL, params=params).df()
+    for column in ("event_timestamp", "tx_datetime"):
+        frame[column] = frame[column].dt.tz_localize("UTC")
+    return frame
+
+
+def build_training_set(
+    store: FeatureStore, entities: pd.DataFrame, service: FeatureService | str
+) -> pa.Table:
+    """Point-in-time join of the entity frame to the FeatureService, ordered by transaction."""
+    if isinstance(service, str):
+        service = store.get_feature_service(service)
+    table = store.get_historical_features(entity_df=entities, features=service).to_arrow()
+    return table.sort_by("transaction_id")

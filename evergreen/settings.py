@@ -1,0 +1,113 @@
+"""The one settings object: every path Evergreen writes to derives from ``EVERGREEN_HOME``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EvergreenSettings(BaseSettings):
+    """Configuration, overridable by ``EVERGREEN_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="EVERGREEN_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.cwd() / ".evergreen",
+        description="Root of all state: landing zone, warehouse, quarantine, registry, logs.",
+    )
+    start_date: dt.date = Field(
+        default=dt.date(2018, 4, 1), description="First daily partition (the simulator's start)."
+    )
+    end_date: dt.date | None = Field(
+        default=None, description="Last daily partition, exclusive; none means up to today."
+    )
+    label_delay_days: int = Field(default=7, ge=0, description="Days until a label lands.")
+    seed: int = Field(default=0, description="Seed for everything random.")
+
+    volume_history_days: int = Field(default=28, ge=1, description="Trailing days for the band.")
+    volume_min_history_days: int = Field(
+        default=7, ge=1, description="Days before the band applies."
+    )
+    volume_band_mads: float = Field(default=5.0, gt=0, description="Band half-width in MADs.")
+    volume_band_min_fraction: float = Field(
+        default=0.25, gt=0, description="Band half-width never narrower than this share of median."
+    )
+    duplicate_lookback_days: int = Field(
+        default=7, ge=0, description="Days before a partition searched for repeated ids."
+    )
+    label_lookback_days: int = Field(
+        default=90, ge=1, description="How old a transaction a label may refer to."
+    )
+    training_window_days: int = Field(
+        default=28, ge=1, description="Days of labelled transactions in a training set."
+    )
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse" / "evergreen.duckdb"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def features_dir(self) -> Path:
+        """Feature tables as Parquet, ``<table>/date=YYYY-MM-DD/``: Feast's offline store."""
+        return self.home / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        """Feast's state: the registry and the online store."""
+        return self.home / "feast"
+
+    @property
+    def feast_registry_path(self) -> Path:
+        return self.feast_dir / "registry.db"
+
+    @property
+    def online_store_path(self) -> Path:
+        return self.feast_dir / "online_store.db"
+
+    @property
+    def training_sets_dir(self) -> Path:
+        """Training sets as Parquet, one file per cut-off day."""
+        return self.home / "training_sets"
+
+    def ensure_dirs(self) -> EvergreenSettings:
+        """Create the state folders; returns self for chaining."""
+        for path in (
+            self.landing_dir,
+            self.quarantine_dir,
+            self.warehouse_path.parent,
+            self.registry_dir,
+            self.logs_dir,
+            self.dagster_home,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> EvergreenSettings:
+    """The process-wide settings, read once from the environment."""
+    return EvergreenSettings()

@@ -1,0 +1,1 @@
+"""Sensors that keep the assets fresh."""

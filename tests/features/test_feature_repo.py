@@ -1,0 +1,43 @@
+"""The Feast repo in feature_repo/: the CLI reads it with EVERGREEN_HOME, and the definitions'
+version moves exactly with what Feast would register."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from evergreen.features.repo import FEATURE_REPO, FEATURE_STORE_YAML, definitions_version
+
+
+def test_feast_plan_runs_from_the_repo_folder_with_evergreen_home(tmp_path):
+    feast = Path(sys.executable).with_name("feast")
+    env = {**os.environ, "EVERGREEN_HOME": str(tmp_path / "home")}
+
+    done = subprocess.run(
+        [str(feast), "plan"],
+        cwd=FEATURE_REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Created feature service fraud_detection" in done.stdout
+    assert (tmp_path / "home" / "feast").is_dir()  # the registry lives under EVERGREEN_HOME
+
+
+def test_feature_store_yaml_keeps_every_path_under_evergreen_home():
+    text = FEATURE_STORE_YAML.read_text()
+    paths = [
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.strip().startswith("path:")
+    ]
+    assert paths and all(p.startswith("${EVERGREEN_HOME}/") for p in paths)
+    assert "type: duckdb" in text
+
+
+def test_definitions_version_is_a_stable_short_hash():
+    assert definitions_version() == definitions_version()
+    assert len(definitions_version()) == 12
