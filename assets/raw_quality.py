@@ -58,6 +58,8 @@ def _rule_result(report: IngestReport, rule: str, asset_name: str) -> AssetCheck
         if stored_bad:
             lines.append(f"{stored_bad:,} rows in the warehouse break this rule after loading")
         where = f"quarantine/{report.feed}/date={report.day}/"
+        if not (blocking or stored_bad):
+            return _warning(rule, asset_name, lines, where, found)
         description = (
             "; ".join(lines) + f". Set aside in {where} with a .reason.json beside each file. "
             "Fix it upstream and re-deliver the file under the same name, then re-materialize "
@@ -76,6 +78,21 @@ def _rule_result(report: IngestReport, rule: str, asset_name: str) -> AssetCheck
             ),
             "examples": MetadataValue.json(sorted({e for _, x in found for e in x.examples})[:10]),
             "rows_breaking_rule_after_load": stored_bad,
+        },
+    )
+
+
+def _warning(rule, asset_name, lines, where, found) -> AssetCheckResult:
+    """A finding that loses nothing (an exact copy): said, set aside, and not blocking."""
+    return AssetCheckResult(
+        check_name=rule,
+        asset_key=asset_name,
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(lines) + f". The copy is kept in {where}; nothing was lost.",
+        metadata={
+            "violating_rows": sum(x.count for _, x in found),
+            "quarantined_files": MetadataValue.json([v.file.name for v, _ in found]),
         },
     )
 

@@ -30,8 +30,8 @@ def demo_config(settings: EvergreenSettings, days: int = 60):
         seed=settings.seed,
         label_delay_days=settings.label_delay_days,
         bad_data=[
-            BadData("repeated_file", start + dt.timedelta(days=days // 3)),
-            BadData("negative_amounts", start + dt.timedelta(days=2 * days // 3)),
+            BadData(kind="repeated_file", date=start + dt.timedelta(days=days // 3)),
+            BadData(kind="negative_amounts", date=start + dt.timedelta(days=2 * days // 3)),
         ],
     )
 
