@@ -18,10 +18,23 @@ from pathlib import Path
 from evergreen.ingest.partition import ingest_partition
 from evergreen.settings import EvergreenSettings
 from evergreen.simulator import SimulatorConfig, build_population, generate_day
-from evergreen.simulator.landing import write_transactions
+from evergreen.simulator.landing import (
+    landing_time,
+    transactions_path,
+    transactions_table,
+    write_parquet,
+)
 from evergreen.warehouse import connect
 
 START = dt.date(2018, 4, 1)
+
+
+def write_transactions(frame, out: Path, day: dt.date) -> Path:
+    """Land one day's transactions the way the simulator does."""
+    path = transactions_path(out, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(transactions_table(frame), path, landing_time(day))
+    return path
 
 
 def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
@@ -41,13 +54,16 @@ def bench_simulator(cfg: SimulatorConfig, repeats: int) -> dict:
     frames = {}
 
     def gen(i=[0]):  # noqa: B006 - a counter across calls: each repeat generates a new day
-        frames["last"] = generate_day(cfg, population, 30 + i[0])
+        frames["index"] = 200 + i[0]
+        frames["last"] = generate_day(cfg, population, frames["index"])
         i[0] += 1
 
     gen_s, _ = _median_time(gen, repeats)
     rows = len(frames["last"])
     out = Path(tempfile.mkdtemp(prefix="bench-sim-"))
-    write_s, _ = _median_time(lambda: write_transactions(frames["last"], out, START), repeats)
+    write_s, _ = _median_time(
+        lambda: write_transactions(frames["last"], out, cfg.date_of(frames["index"])), repeats
+    )
     shutil.rmtree(out)
     return {
         "population_s": population_s,
@@ -55,6 +71,7 @@ def bench_simulator(cfg: SimulatorConfig, repeats: int) -> dict:
         "generate_s": gen_s,
         "write_s": write_s,
         "frame": frames["last"],
+        "day": cfg.date_of(frames["index"]),
     }
 
 
@@ -77,10 +94,9 @@ def _build_history(settings: EvergreenSettings, day_file: Path, new_day: dt.date
             )
 
 
-def bench_ingest(frame, history_days: int, repeats: int, workdir: Path) -> float:
+def bench_ingest(frame, new_day: dt.date, history_days: int, repeats: int, workdir: Path) -> float:
     """Median seconds to ingest one new day over ``history_days`` days already loaded."""
     settings = EvergreenSettings(home=workdir / f"h{history_days}").ensure_dirs()
-    new_day = START + dt.timedelta(days=200)
     landed = write_transactions(frame, settings.landing_dir, new_day)
     _build_history(settings, landed, new_day, history_days)
     return _median_time(lambda: ingest_partition(settings, "transactions", new_day), repeats)[0]
@@ -101,9 +117,9 @@ def main() -> None:
     sim = bench_simulator(cfg, args.repeats)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
-        short_s = bench_ingest(sim["frame"], args.history[0], args.repeats, workdir)
+        short_s = bench_ingest(sim["frame"], sim["day"], args.history[0], args.repeats, workdir)
         shutil.rmtree(workdir / f"h{args.history[0]}")
-        long_s = bench_ingest(sim["frame"], args.history[1], args.repeats, workdir)
+        long_s = bench_ingest(sim["frame"], sim["day"], args.history[1], args.repeats, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = sim["rows"]
