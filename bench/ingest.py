@@ -81,7 +81,7 @@ def _build_history(settings: EvergreenSettings, day_file: Path, new_day: dt.date
         for k in range(days, 0, -1):  # oldest first, so row groups stay ordered by date
             d = new_day - dt.timedelta(days=k)
             conn.execute(
-                "INSERT INTO raw_transactions SELECT transaction_id - ? * 100000000, "
+                "INSERT INTO raw_transactions SELECT transaction_id - ?::BIGINT * 100000000, "
                 "tx_datetime - to_days(?::INT), customer_id, terminal_id, amount, region, channel, "
                 "card_type, ?::DATE, 'history.parquet', now()::TIMESTAMP FROM read_parquet(?)",
                 [k, k, d, str(day_file)],

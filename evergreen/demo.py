@@ -75,6 +75,44 @@ def _ingest(
         )
 
 
+def _features(settings: EvergreenSettings, keys: list[str], console: Console) -> dict:
+    """Feature tables for every day, then Feast apply, the newest day online, one training set."""
+    from assets.feature_store import feature_definitions, online_features, training_set
+    from assets.features import customer_spending_features, terminal_risk_features
+
+    tables = [customer_spending_features, terminal_risk_features]
+    with _progress(console) as progress:
+        task = progress.add_task("Computing feature tables", total=len(tables) * len(keys) + 3)
+        advance = lambda _: progress.advance(task)  # noqa: E731
+        outcomes = materialize_partitions(tables, keys, settings, on_outcome=advance)
+        outcomes += materialize_partitions(
+            [feature_definitions], [None], settings, on_outcome=advance
+        )
+        outcomes += materialize_partitions(
+            [online_features, training_set], [keys[-1]], settings, on_outcome=advance
+        )
+    return {o.asset: o for o in outcomes}  # the last outcome of each asset
+
+
+def features_table(last: dict) -> Table:
+    """What the feature layer produced, from the last run of each asset."""
+    table = Table(title="Features")
+    for col in ("asset", "ok", "rows", "detail"):
+        table.add_column(col)
+    details = {
+        "feature_definitions": lambda m: f"version {m.get('definitions_version', '?')}",
+        "training_set": lambda m: (
+            f"window {m.get('window', '?')}, label share "
+            f"{m.get('label_share', 0):.2%}, fingerprint {m.get('fingerprint', '?')}"
+        ),
+    }
+    for name, o in last.items():
+        detail = details.get(name, lambda m: "")(o.metadata)
+        rows = o.metadata.get("dagster/row_count", "")
+        table.add_row(name, "yes" if o.success else "NO", f"{rows:,}" if rows != "" else "", detail)
+    return table
+
+
 def summary_table(outcomes: list[PartitionOutcome]) -> Table:
     """Per asset: partitions, rows loaded and quarantined, checks failed."""
     table = Table(title="Raw ingestion")
@@ -91,7 +129,9 @@ def summary_table(outcomes: list[PartitionOutcome]) -> Table:
 
 
 def run_demo(settings: EvergreenSettings, days: int = 60, console: Console | None = None) -> int:
-    """Simulate, ingest and check; print what happened. Returns the process exit code."""
+    """Simulate, ingest and check, build features and a training set; print what happened.
+
+    Returns the process exit code."""
     from evergreen.simulator import simulate
 
     console = console or Console()
@@ -105,7 +145,9 @@ def run_demo(settings: EvergreenSettings, days: int = 60, console: Console | Non
     simulate(config, settings.landing_dir)
     keys = [(config.start + dt.timedelta(days=i)).isoformat() for i in range(config.days)]
     outcomes = _ingest(settings, keys, console)
+    features = _features(settings, keys, console)
     console.print(summary_table(outcomes))
+    console.print(features_table(features))
     for o in outcomes:
         for check, why in o.failed_checks.items():
             console.print(f"  [yellow]{o.asset} {o.partition} {check}[/]: {why}")
@@ -122,4 +164,4 @@ def run_demo(settings: EvergreenSettings, days: int = 60, console: Console | Non
         f"Done in {time.monotonic() - began:.0f} s. State: {settings.home}. "
         "See it in the UI: make ui"
     )
-    return 0 if reconciled else 1
+    return 0 if reconciled and all(o.success for o in features.values()) else 1

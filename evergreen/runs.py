@@ -24,7 +24,7 @@ class PartitionOutcome:
     metadata: dict = field(default_factory=dict)
 
 
-def _outcome(asset: AssetsDefinition, partition: str, result) -> PartitionOutcome:
+def _outcome(asset: AssetsDefinition, partition: str | None, result) -> PartitionOutcome:
     failed = {
         e.check_name: e.description or ""
         for e in result.get_asset_check_evaluations()
@@ -41,12 +41,13 @@ def _outcome(asset: AssetsDefinition, partition: str, result) -> PartitionOutcom
 
 def materialize_partitions(
     assets: list[AssetsDefinition],
-    partitions: Iterable[str],
+    partitions: Iterable[str | None],
     settings: EvergreenSettings,
     instance: DagsterInstance | None = None,
     on_outcome: Callable[[PartitionOutcome], None] | None = None,
 ) -> list[PartitionOutcome]:
-    """Materialize each asset for each partition, one run each, in order; failures do not stop."""
+    """Materialize each asset for each partition (None: unpartitioned), one run each, in order;
+    a failure does not stop the rest."""
     if instance is None:
         ensure_instance(settings)
         instance = DagsterInstance.get()

@@ -20,3 +20,6 @@ def test_demo_runs_end_to_end_and_reconciles(tmp_path, monkeypatch):
     assert "exact copy of part-0.parquet" in text  # the demo's repeated file, set aside
     assert "value_ranges" in text  # the demo's negative amounts, caught
     assert list((tmp_path / "dagster").glob("dagster.yaml"))
+    for asset in ("customer_spending_features", "feature_definitions", "training_set"):
+        assert asset in text
+    assert list((tmp_path / "home").rglob("training_set.parquet"))
