@@ -36,3 +36,14 @@ def test_every_asset_has_blocking_checks():
         assert len(checks) >= 6
         for check in checks:
             assert graph.get_check_spec(check).blocking
+
+
+def test_sensors_and_automation_start_running():
+    from dagster import DefaultSensorStatus
+
+    from definitions import defs
+
+    sensors = {s.name: s for s in defs.sensors}
+    assert {"landing_zone_sensor", "evergreen_automation"} <= set(sensors)
+    for sensor in sensors.values():
+        assert sensor.default_status == DefaultSensorStatus.RUNNING
