@@ -7,10 +7,12 @@ import shutil
 import time
 from collections import Counter
 
+from dagster import DagsterInstance
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evergreen.instance import ensure_instance
 from evergreen.runs import PartitionOutcome, materialize_partitions
 from evergreen.settings import EvergreenSettings
 
@@ -61,7 +63,7 @@ def _progress(console: Console) -> Progress:
 
 
 def _ingest(
-    settings: EvergreenSettings, keys: list[str], console: Console
+    settings: EvergreenSettings, keys: list[str], console: Console, instance
 ) -> list[PartitionOutcome]:
     from assets.raw_data import raw_labels, raw_transactions
 
@@ -71,11 +73,14 @@ def _ingest(
             [raw_transactions, raw_labels],
             keys,
             settings,
+            instance=instance,
             on_outcome=lambda _: progress.advance(task),
         )
 
 
-def _features(settings: EvergreenSettings, keys: list[str], console: Console) -> dict:
+def _features(
+    settings: EvergreenSettings, keys: list[str], console: Console, instance
+) -> list[PartitionOutcome]:
     """Feature tables for every day, then Feast apply, the newest day online, one training set."""
     from assets.feature_store import feature_definitions, online_features, training_set
     from assets.features import customer_spending_features, terminal_risk_features
@@ -84,18 +89,20 @@ def _features(settings: EvergreenSettings, keys: list[str], console: Console) ->
     with _progress(console) as progress:
         task = progress.add_task("Computing feature tables", total=len(tables) * len(keys) + 3)
         advance = lambda _: progress.advance(task)  # noqa: E731
-        outcomes = materialize_partitions(tables, keys, settings, on_outcome=advance)
-        outcomes += materialize_partitions(
-            [feature_definitions], [None], settings, on_outcome=advance
+        run = lambda assets, parts: materialize_partitions(  # noqa: E731
+            assets, parts, settings, instance=instance, on_outcome=advance
         )
-        outcomes += materialize_partitions(
-            [online_features, training_set], [keys[-1]], settings, on_outcome=advance
+        return (
+            run(tables, keys)
+            + run([feature_definitions], [None])
+            + run([online_features, training_set], [keys[-1]])
         )
-    return {o.asset: o for o in outcomes}  # the last outcome of each asset
 
 
-def features_table(last: dict) -> Table:
-    """What the feature layer produced, from the last run of each asset."""
+def features_table(outcomes: list[PartitionOutcome]) -> Table:
+    """What the feature layer produced: per asset, its last run and whether all its runs passed."""
+    last = {o.asset: o for o in outcomes}
+    ok = {name: all(o.success for o in outcomes if o.asset == name) for name in last}
     table = Table(title="Features")
     for col in ("asset", "ok", "rows", "detail"):
         table.add_column(col)
@@ -109,7 +116,7 @@ def features_table(last: dict) -> Table:
     for name, o in last.items():
         detail = details.get(name, lambda m: "")(o.metadata)
         rows = o.metadata.get("dagster/row_count", "")
-        table.add_row(name, "yes" if o.success else "NO", f"{rows:,}" if rows != "" else "", detail)
+        table.add_row(name, "yes" if ok[name] else "NO", f"{rows:,}" if rows != "" else "", detail)
     return table
 
 
@@ -144,8 +151,10 @@ def run_demo(settings: EvergreenSettings, days: int = 60, console: Console | Non
     )
     simulate(config, settings.landing_dir)
     keys = [(config.start + dt.timedelta(days=i)).isoformat() for i in range(config.days)]
-    outcomes = _ingest(settings, keys, console)
-    features = _features(settings, keys, console)
+    ensure_instance(settings)
+    with DagsterInstance.get() as instance:  # one instance for every run, as the UI will see it
+        outcomes = _ingest(settings, keys, console, instance)
+        features = _features(settings, keys, console, instance)
     console.print(summary_table(outcomes))
     console.print(features_table(features))
     for o in outcomes:
@@ -164,4 +173,4 @@ def run_demo(settings: EvergreenSettings, days: int = 60, console: Console | Non
         f"Done in {time.monotonic() - began:.0f} s. State: {settings.home}. "
         "See it in the UI: make ui"
     )
-    return 0 if reconciled and all(o.success for o in features.values()) else 1
+    return 0 if reconciled and all(o.success for o in features) else 1
