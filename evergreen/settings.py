@@ -46,6 +46,21 @@ class EvergreenSettings(BaseSettings):
         default=28, ge=1, description="Days of labelled transactions in a training set."
     )
 
+    # Model layer: the training set's newest days are held out; neither model trains on them.
+    evaluation_days: int = Field(
+        default=7, ge=1, description="Newest days of a training set held out for evaluation."
+    )
+    validation_days: int = Field(
+        default=4, ge=1, description="Days before the evaluation days used for early stopping."
+    )
+
+    # Serving and rollout.
+    serve_host: str = Field(default="127.0.0.1", description="The router's serving address.")
+    serve_port: int = Field(default=8080, description="The router's serving port.")
+    router_admin_port: int = Field(
+        default=2019, description="Caddy's admin API port (always on loopback)."
+    )
+
     @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
@@ -92,6 +107,31 @@ class EvergreenSettings(BaseSettings):
     def training_sets_dir(self) -> Path:
         """Training sets as Parquet, one file per cut-off day."""
         return self.home / "training_sets"
+
+    @property
+    def bentoml_home(self) -> Path:
+        """BentoML's home: its model store (the registry's artifacts) and built bentos."""
+        return self.registry_dir / "bentoml"
+
+    @property
+    def ledger_path(self) -> Path:
+        """The append-only ledger (SQLite): every model, status change and rollout step."""
+        return self.registry_dir / "ledger.db"
+
+    @property
+    def reports_dir(self) -> Path:
+        """HTML reports (Evidently) and plots linked from asset metadata."""
+        return self.home / "reports"
+
+    @property
+    def predictions_dir(self) -> Path:
+        """The prediction log written by serving replicas."""
+        return self.home / "predictions"
+
+    @property
+    def serving_dir(self) -> Path:
+        """The rollout supervisor's state: revisions, their logs, the router config."""
+        return self.home / "serving"
 
     def ensure_dirs(self) -> EvergreenSettings:
         """Create the state folders; returns self for chaining."""
