@@ -24,6 +24,7 @@ from dagster import (
     asset,
 )
 
+from assets.automation import refresh_on_upstream_change
 from assets.features import customer_spending_features, terminal_risk_features
 from assets.partitions import daily_partitions
 from assets.raw_data import raw_labels, raw_transactions
@@ -98,7 +99,7 @@ def _require_applied(settings: EvergreenSettings) -> None:
     group_name="features",
     pool=FEAST_POOL,
     code_version="online-1",
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=refresh_on_upstream_change(),
 )
 def online_features(context: AssetExecutionContext, evergreen: EvergreenResource):
     """The day's feature rows (known at the next midnight) loaded into the online store.

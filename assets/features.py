@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 from dagster import (
     AssetDep,
     AssetExecutionContext,
-    AutomationCondition,
     DataVersion,
     MaterializeResult,
     MetadataValue,
@@ -22,6 +21,7 @@ from dagster import (
     asset,
 )
 
+from assets.automation import refresh_on_upstream_change
 from assets.partitions import daily_partitions
 from assets.raw_data import raw_labels, raw_transactions
 from evergreen.features.customer_spending import (
@@ -117,7 +117,7 @@ def _materialize_table(
     kinds={"duckdb", "parquet"},
     group_name="features",
     code_version=_code_version(CUSTOMER_SPENDING_SQL),
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=refresh_on_upstream_change(),
 )
 def customer_spending_features(context: AssetExecutionContext, evergreen: EvergreenResource):
     """Per customer, at the end of the day: transactions and average amount over 1, 7 and 30
@@ -131,7 +131,7 @@ def customer_spending_features(context: AssetExecutionContext, evergreen: Evergr
     kinds={"duckdb", "parquet"},
     group_name="features",
     code_version=_code_version(TERMINAL_RISK_SQL),
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=refresh_on_upstream_change(),
 )
 def terminal_risk_features(context: AssetExecutionContext, evergreen: EvergreenResource):
     """Per terminal, at the end of the day: labelled transactions and fraud share over the
