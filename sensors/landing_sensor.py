@@ -43,6 +43,20 @@ def changed_partitions(previous: dict[str, str], current: dict[str, str]) -> dic
     return changed
 
 
+def _days_without_labels(context: SensorEvaluationContext, changed: dict) -> list[tuple]:
+    """Label partitions of days whose transactions changed and whose labels were never loaded.
+
+    Labels land days late, so early days have no label file; their partition is an empty day
+    of labels, and the feature tables downstream wait for it."""
+    labels = FEEDS["labels"].table
+    loaded = context.instance.get_materialized_partitions(AssetKey(labels))
+    return [
+        ("labels", day)
+        for feed, day in changed
+        if feed == "transactions" and ("labels", day) not in changed and day not in loaded
+    ]
+
+
 @sensor(
     name="landing_zone_sensor",
     description="Materializes a raw partition when a file lands in (or changes in) its folder.",
@@ -56,7 +70,10 @@ def landing_zone_sensor(context: SensorEvaluationContext, evergreen: EvergreenRe
     current = scan_landing(evergreen.settings().landing_dir)
     valid = set(daily_partitions.get_partition_keys())
     requests, skipped = [], []
-    for (feed, day), files in changed_partitions(previous, current).items():
+    changed = changed_partitions(previous, current)
+    for feed, day in _days_without_labels(context, changed):
+        changed[(feed, day)] = []
+    for (feed, day), files in sorted(changed.items()):
         if day not in valid:
             skipped.append(f"{feed}/{day}")
             continue

@@ -31,7 +31,8 @@ def test_first_tick_requests_every_landed_partition(settings, instance):
     requested = _requested(result)
     assert ("raw_transactions", day(0).isoformat()) in requested
     assert ("raw_labels", day(3).isoformat()) in requested  # labels land after the 3-day delay
-    assert ("raw_labels", day(0).isoformat()) not in requested
+    # No label file lands before the delay: those days are requested as empty label days.
+    assert ("raw_labels", day(0).isoformat()) in requested
     assert len(requested) == len({r.run_key for r in result.run_requests})
 
 
@@ -49,6 +50,27 @@ def test_a_changed_file_requests_only_its_partition(settings, instance):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # re-delivered
 
     result, cursor = _tick(settings, instance, cursor)
-    assert _requested(result) == [("raw_transactions", day(5).isoformat())]
+    # Its labels partition was never loaded in this instance, so it comes along.
+    assert _requested(result) == [
+        ("raw_labels", day(5).isoformat()),
+        ("raw_transactions", day(5).isoformat()),
+    ]
     again, _ = _tick(settings, instance, cursor)
     assert again.run_requests == []
+
+
+def test_labels_already_loaded_are_not_requested_again_for_a_transactions_change(
+    settings, instance
+):
+    from dagster import AssetMaterialization
+
+    _, cursor = _tick(settings, instance)
+    instance.report_runless_asset_event(
+        AssetMaterialization("raw_labels", partition=day(5).isoformat())
+    )
+    path = list_files(settings.landing_dir, "transactions", day(5))[0]
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    result, _ = _tick(settings, instance, cursor)
+    assert _requested(result) == [("raw_transactions", day(5).isoformat())]
