@@ -1,10 +1,14 @@
 """The Evergreen code location: every asset, check, resource and sensor."""
 
+import datetime as dt
+
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     Definitions,
+    FreshnessPolicy,
+    apply_freshness_policy,
 )
 
 from assets.feature_store import feature_definitions, online_features, training_set
@@ -21,6 +25,28 @@ automation_sensor = AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
 )
 
+# Freshness only monitors (the UI flags what is late); sensors and automation do the refreshing.
+# Data arrives daily, so a day and a half without a new materialization is late; models and
+# what serves them are held to the weekly retrain floor instead.
+DAILY_FRESHNESS = FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=26)
+)
+WEEKLY_FRESHNESS = FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(days=8), warn_window=dt.timedelta(days=7)
+)
+_WEEKLY_GROUPS = {"models", "serving"}
+_CHANGES_WITH_CODE_ONLY = {"feature_definitions"}
+
+
+def _freshness(spec):
+    name = spec.key.to_user_string()
+    if name in _CHANGES_WITH_CODE_ONLY:
+        return spec
+    weekly = spec.group_name in _WEEKLY_GROUPS or name == "training_set"
+    policy = WEEKLY_FRESHNESS if weekly else DAILY_FRESHNESS
+    return apply_freshness_policy(spec, policy, overwrite_existing=False)
+
+
 defs = Definitions(
     assets=[
         raw_transactions,
@@ -33,4 +59,4 @@ defs = Definitions(
     ],
     sensors=[landing_zone_sensor, automation_sensor],
     resources={"evergreen": EvergreenResource()},
-)
+).map_asset_specs(func=_freshness)

@@ -47,3 +47,12 @@ def test_sensors_and_automation_start_running():
     assert {"landing_zone_sensor", "evergreen_automation"} <= set(sensors)
     for sensor in sensors.values():
         assert sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_periodic_assets_carry_a_freshness_policy_and_code_only_assets_do_not():
+    from definitions import defs
+
+    specs = {s.key.to_user_string(): s for a in defs.assets for s in a.specs}
+    assert specs["raw_transactions"].freshness_policy.fail_window.to_timedelta().days == 1
+    assert specs["training_set"].freshness_policy.fail_window.to_timedelta().days == 8
+    assert specs["feature_definitions"].freshness_policy is None
