@@ -13,6 +13,7 @@ from dagster import (
 
 from assets.feature_store import feature_definitions, online_features, training_set
 from assets.features import customer_spending_features, terminal_risk_features
+from assets.models import candidate_model
 from assets.raw_data import raw_labels, raw_transactions
 from evergreen.resources import EvergreenResource
 from sensors.landing_sensor import landing_zone_sensor
@@ -56,6 +57,7 @@ defs = Definitions(
         feature_definitions,
         online_features,
         training_set,
+        candidate_model,
     ],
     sensors=[landing_zone_sensor, automation_sensor],
     resources={"evergreen": EvergreenResource()},

@@ -1,0 +1,1 @@
+"""Command groups of the `evergreen` CLI, one module each, registered by `evergreen.cli`."""

@@ -1,0 +1,1 @@
+"""The model layer: features, training, registry, evaluation and the promotion gate."""

@@ -1,0 +1,250 @@
+"""The ledger: an append-only SQLite record of every model and every status change.
+
+Two tables. ``models`` holds one row per registered artifact (tag, when, the training window and
+cut-off, the data fingerprint, the artifact's sha256, metrics and metadata as JSON).
+``model_events`` holds every status a model was given, with time, actor and reason; a model's
+current status is its newest event. Rows are only ever inserted: triggers refuse UPDATE and
+DELETE, so the history cannot be rewritten. Other layers add their own append-only tables to
+the same file through ``connect_ledger`` and ``ensure_append_only``.
+
+Several processes write (Dagster runs, the CLI): WAL mode and a busy timeout let them wait for
+one another, and ``transaction`` takes the write lock up front (``BEGIN IMMEDIATE``) so a
+read-then-write (e.g. retire the champion, crown the next) is atomic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from evergreen.settings import EvergreenSettings
+
+BUSY_TIMEOUT_S = 30.0
+
+
+class ModelStatus(StrEnum):
+    """A model's place in the lifecycle."""
+
+    CANDIDATE = "candidate"  # trained, not judged yet
+    REJECTED = "rejected"  # judged worse, or rejected by hand
+    CHALLENGER = "challenger"  # as good within noise: kept for comparison, not served
+    CHAMPION = "champion"  # the model served; exactly one at a time
+    RETIRED = "retired"  # a former champion
+
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS models (
+    tag TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    cutoff TEXT NOT NULL,
+    training_window TEXT NOT NULL,
+    data_fingerprint TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS models_by_sha256 ON models (sha256);
+CREATE TABLE IF NOT EXISTS model_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    tag TEXT NOT NULL REFERENCES models (tag),
+    status TEXT NOT NULL CHECK (status IN ({", ".join(f"'{s.value}'" for s in ModelStatus)})),
+    actor TEXT NOT NULL CHECK (length(trim(actor)) > 0),
+    reason TEXT NOT NULL CHECK (length(trim(reason)) > 0)
+);
+CREATE INDEX IF NOT EXISTS model_events_by_tag ON model_events (tag, id);
+"""
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """One status change: ``tag`` became ``status`` at ``at`` (UTC), by ``actor``, because."""
+
+    id: int
+    at: str
+    tag: str
+    status: ModelStatus
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model and its current status (its newest event)."""
+
+    tag: str
+    created_at: str
+    cutoff: str
+    training_window: str
+    data_fingerprint: str
+    sha256: str
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]
+    status: ModelStatus
+    status_since: str
+    # True when this registration found an identical artifact (same sha256) already registered.
+    retrained_identical: bool = field(default=False, compare=False)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+
+def now() -> str:
+    """The ledger's timestamps: UTC, ISO 8601, microseconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def connect_ledger(settings: EvergreenSettings) -> sqlite3.Connection:
+    """A new connection to ``settings.ledger_path`` (created with its schema if missing), in
+    autocommit mode with WAL and a busy timeout. The caller closes it."""
+    return connect_path(settings.ledger_path)
+
+
+def connect_path(path: Path) -> sqlite3.Connection:
+    """``connect_ledger`` for an explicit file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(SCHEMA)
+    ensure_append_only(conn, "models")
+    ensure_append_only(conn, "model_events")
+    return conn
+
+
+def ensure_append_only(conn: sqlite3.Connection, table: str) -> None:
+    """Triggers that make ``table`` refuse UPDATE and DELETE."""
+    for action in ("UPDATE", "DELETE"):
+        conn.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {table} rows are never "
+            f"{action.lower()}d'); END"
+        )
+
+
+@contextmanager
+def ledger(settings: EvergreenSettings) -> Iterator[sqlite3.Connection]:
+    """``connect_ledger`` as a block that closes the connection."""
+    with closing(connect_ledger(settings)) as conn:
+        yield conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction holding the write lock from its start; rolled back on error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def insert_model(
+    conn: sqlite3.Connection,
+    *,
+    tag: str,
+    cutoff: str,
+    training_window: str,
+    data_fingerprint: str,
+    sha256: str,
+    metrics: dict[str, Any],
+    metadata: dict[str, Any],
+) -> None:
+    """Add a model's row."""
+    conn.execute(
+        "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            tag,
+            now(),
+            cutoff,
+            training_window,
+            data_fingerprint,
+            sha256,
+            json.dumps(metrics, sort_keys=True),
+            json.dumps(metadata, sort_keys=True),
+        ],
+    )
+
+
+def append_event(
+    conn: sqlite3.Connection, tag: str, status: ModelStatus | str, actor: str, reason: str
+) -> ModelEvent:
+    """Record that ``tag`` became ``status``; returns the event."""
+    status = ModelStatus(status)
+    at = now()
+    cursor = conn.execute(
+        "INSERT INTO model_events (at, tag, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
+        [at, tag, status.value, actor, reason],
+    )
+    return ModelEvent(int(cursor.lastrowid), at, tag, status, actor, reason)
+
+
+_CURRENT = """
+SELECT m.*, e.status, e.at AS status_since
+FROM models AS m
+JOIN model_events AS e ON e.id = (SELECT max(id) FROM model_events WHERE tag = m.tag)
+"""
+
+
+def model_records(
+    conn: sqlite3.Connection, where: str = "", params: tuple = ()
+) -> list[ModelRecord]:
+    """Models with their current status, newest first (``where`` filters on ``m``/``e``)."""
+    rows = conn.execute(f"{_CURRENT} {where} ORDER BY m.created_at DESC, m.tag", params)
+    return [_record(row) for row in rows]
+
+
+def model_record(conn: sqlite3.Connection, tag: str) -> ModelRecord | None:
+    """One model with its current status, or None."""
+    found = model_records(conn, "WHERE m.tag = ?", (tag,))
+    return found[0] if found else None
+
+
+def records_with_status(conn: sqlite3.Connection, status: ModelStatus) -> list[ModelRecord]:
+    """The models whose current status is ``status``."""
+    return model_records(conn, "WHERE e.status = ?", (ModelStatus(status).value,))
+
+
+def record_by_sha256(conn: sqlite3.Connection, sha256: str) -> ModelRecord | None:
+    """The model registered with this artifact hash, if any."""
+    found = model_records(conn, "WHERE m.sha256 = ?", (sha256,))
+    return found[-1] if found else None
+
+
+def events(conn: sqlite3.Connection, tag: str | None = None) -> list[ModelEvent]:
+    """Status changes in the order they happened, of one model or all."""
+    sql, params = "SELECT * FROM model_events", ()
+    if tag is not None:
+        sql, params = sql + " WHERE tag = ?", (tag,)
+    rows = conn.execute(sql + " ORDER BY id", params)
+    return [
+        ModelEvent(r["id"], r["at"], r["tag"], ModelStatus(r["status"]), r["actor"], r["reason"])
+        for r in rows
+    ]
+
+
+def _record(row: sqlite3.Row) -> ModelRecord:
+    return ModelRecord(
+        tag=row["tag"],
+        created_at=row["created_at"],
+        cutoff=row["cutoff"],
+        training_window=row["training_window"],
+        data_fingerprint=row["data_fingerprint"],
+        sha256=row["sha256"],
+        metrics=json.loads(row["metrics"]),
+        metadata=json.loads(row["metadata"]),
+        status=ModelStatus(row["status"]),
+        status_since=row["status_since"],
+    )
