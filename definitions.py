@@ -11,6 +11,7 @@ from dagster import (
     apply_freshness_policy,
 )
 
+from assets.evaluation import evaluation_report, promotion_decision
 from assets.feature_store import feature_definitions, online_features, training_set
 from assets.features import customer_spending_features, terminal_risk_features
 from assets.models import candidate_model
@@ -58,6 +59,8 @@ defs = Definitions(
         online_features,
         training_set,
         candidate_model,
+        evaluation_report,
+        promotion_decision,
     ],
     sensors=[landing_zone_sensor, automation_sensor],
     resources={"evergreen": EvergreenResource()},
