@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(EVERGREEN_HOME)/dagster
 # uv reads the system trust store, so a machine behind its own CA bundle works as any other.
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test lint format lock bench ui clean
+.PHONY: install demo test lint format lock bench ui clean chromium
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,15 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/evergreen demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The browser the UI test drives: Debian's chromium (Playwright never downloads a browser).
+chromium:
+	@[ -x /usr/bin/chromium ] || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

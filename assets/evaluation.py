@@ -27,7 +27,7 @@ from dagster import (
 from assets.feature_store import training_set
 from assets.models import candidate_model
 from assets.partitions import daily_partitions
-from evergreen.models.gate import GatePolicy
+from evergreen.models.gate_policy import GatePolicy
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
 

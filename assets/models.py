@@ -17,7 +17,7 @@ from dagster import (
 
 from assets.feature_store import training_set
 from assets.partitions import daily_partitions
-from evergreen.models.training import training_code_version
+from evergreen.models.code_version import training_code_version
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
 

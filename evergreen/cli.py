@@ -4,16 +4,112 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from typer.core import TyperGroup
 
 from evergreen.settings import get_settings
 
+# The commands in the order a person meets them; `evergreen --help` lists those registered.
+WORKFLOW = [
+    ("simulate", "simulated card transactions into the landing zone"),
+    ("ingest", "check and load days; bad files go to quarantine"),
+    ("quarantine", "what the checks set aside, and why"),
+    ("demo", "all of it in one go: data, features, training set"),
+    ("ui", "Dagster on http://127.0.0.1:3000: assets, runs, checks"),
+    ("status", "what is served now, and how fresh it is"),
+    ("models", "registered models and their status"),
+    ("promote", "make a model the champion by hand"),
+    ("reject", "keep a model from ever being served"),
+    ("rollback", "serve the previous champion again"),
+    ("history", "what the loop did: retrains, gates, rollouts"),
+]
+DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
+# Dagster's notes about its own beta and preview APIs are for developers, not for this terminal.
+warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
+
+
+def _workflow_epilog(registered: set[str]) -> str:
+    steps = [
+        f"  [bold]evergreen {name:<11}[/]{what}" for name, what in WORKFLOW if name in registered
+    ]
+    return "\n".join(
+        [
+            "[bold]In order of use:[/]",
+            *steps,
+            "",
+            "State lives under EVERGREEN_HOME (default ./.evergreen); every setting is an",
+            "EVERGREEN_* variable. `evergreen COMMAND --help` explains a command.",
+        ]
+    )
+
+
+def _setting_name(loc: tuple, of_settings: bool) -> str:
+    field = ".".join(map(str, loc))
+    return f"EVERGREEN_{field.upper()}" if of_settings else field
+
+
+def _plain(error: Exception) -> str:
+    """One line a person can act on: bad settings, a missing file, an Evergreen error."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        of_settings = error.title == "EvergreenSettings"
+        return "; ".join(
+            f"{_setting_name(e['loc'], of_settings)}={e.get('input')!s}: {e['msg']}"
+            for e in error.errors()
+        )
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.strerror or error}: {error.filename}"
+    if type(error).__module__.split(".")[0] == "evergreen":
+        return str(error)
+    return f"{type(error).__name__}: {error} (set {DEBUG_ENV}=1 to see where it came from)"
+
+
+class EvergreenGroup(TyperGroup):
+    """The top-level command: a workflow epilog in --help, and errors as one plain line."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        order = {name: i for i, (name, _) in enumerate(WORKFLOW)}
+        return sorted(super().list_commands(ctx), key=lambda name: order.get(name, len(order)))
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        self.epilog = _workflow_epilog(set(self.commands))
+        super().format_help(ctx, formatter)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, --help, exits
+            raise
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            typer.echo(f"error: {_plain(error)}", err=True)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
-    help="Evergreen: continuous training from fresh data to a served model.",
+    cls=EvergreenGroup,
+    help="Evergreen keeps a fraud model fresh: simulated card transactions land daily, pass "
+    "data-quality checks into a warehouse, become features (Feast) and CatBoost models, and "
+    "the model that beats the champion is served behind a rolling deployment.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -31,12 +127,46 @@ def _register_simulate() -> None:
 _register_simulate()
 
 
+def _register_models() -> None:
+    from evergreen.commands.models import register
+
+    register(app)
+
+
+_register_models()
+
+
+def _register_rollout() -> None:
+    from evergreen.commands.rollout import register
+
+    register(app)
+
+
+_register_rollout()
+
+
 @app.command()
 def version() -> None:
     """Print Evergreen's version."""
     from importlib.metadata import version as dist_version
 
     typer.echo(dist_version("evergreen-ml"))
+
+
+@contextmanager
+def progress_bar(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A progress bar for long work (shown on a terminal only); yields "one more item done"."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda: progress.advance(task)
 
 
 def _parse_day(value: str, option: str) -> dt.date:
@@ -56,31 +186,45 @@ def ingest(
         ["transactions", "labels"], "--feed", help="Feed(s) to ingest: transactions, labels."
     ),
 ) -> None:
-    """Materialize raw partitions (validate, load, quarantine) for a range of days."""
-    from assets.raw_data import raw_labels, raw_transactions
-    from evergreen.runs import materialize_partitions
+    """Materialize raw partitions (validate, load, quarantine) for a range of days.
 
+    Each day of each feed is one Dagster run on Evergreen's instance, so `evergreen ui` shows
+    them afterwards. A file that fails a check moves to quarantine with its reason (see
+    `evergreen quarantine list`); the command then exits with status 1.
+    """
     first = _parse_day(start, "--from")
     last = _parse_day(end, "--to") if end else first
     if last < first:
         raise typer.BadParameter("--to is before --from", param_hint="--to")
-    by_feed = {"transactions": raw_transactions, "labels": raw_labels}
-    unknown = [f for f in feed if f not in by_feed]
+    unknown = [f for f in feed if f not in ("transactions", "labels")]
     if unknown:
         raise typer.BadParameter(
             f"unknown feed {unknown[0]!r}; use transactions or labels", param_hint="--feed"
         )
+    # Checked input first: loading the assets takes seconds.
+    from assets.raw_data import raw_labels, raw_transactions
+    from evergreen.runs import materialize_partitions
+
+    by_feed = {"transactions": raw_transactions, "labels": raw_labels}
     keys = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-    outcomes = materialize_partitions([by_feed[f] for f in feed], keys, get_settings())
-    failed = [o for o in outcomes if o.failed_checks]
-    for o in outcomes:
-        mark = "[green]ok[/]" if not o.failed_checks else "[red]checks failed[/]"
-        console.print(
-            f"{o.asset} {o.partition}: {o.metadata.get('dagster/row_count', 0):,} rows {mark}"
+    with progress_bar(len(keys) * len(feed), "ingesting") as advance:
+
+        def report(o) -> None:
+            mark = "[green]ok[/]"
+            if o.failed_checks:
+                mark = "[red]checks failed[/]"
+            elif not o.success:
+                mark = f"[red]run failed[/] (run {o.run_id} in `evergreen ui`)"
+            rows = o.metadata.get("dagster/row_count", 0)
+            console.print(f"{o.asset} {o.partition}: {rows:,} rows {mark}")
+            for check, why in o.failed_checks.items():
+                console.print(f"    {check}: {why}")
+            advance()
+
+        outcomes = materialize_partitions(
+            [by_feed[f] for f in feed], keys, get_settings(), on_outcome=report
         )
-        for check, why in o.failed_checks.items():
-            console.print(f"    {check}: {why}")
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if any(o.failed_checks or not o.success for o in outcomes) else 0)
 
 
 @quarantine_app.command("list")
@@ -126,7 +270,11 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Address the webserver listens on."),
     port: int = typer.Option(3000, help="Port of the webserver."),
 ) -> None:
-    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance."""
+    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance.
+
+    Open http://127.0.0.1:3000 to see every asset, materialize one by hand, and read each
+    run's checks and metadata. Ctrl-C stops both processes.
+    """
     import os
     from pathlib import Path
 

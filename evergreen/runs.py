@@ -62,6 +62,8 @@ def materialize_partitions(
                 resources=resources,
                 raise_on_error=False,
                 tags={"evergreen/trigger": "cli"},
+                # Step logs stay in the instance (the UI shows them); the terminal gets warnings.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             outcome = _outcome(asset, partition, result)
             outcomes.append(outcome)

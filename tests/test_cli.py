@@ -1,6 +1,10 @@
 """The command line: plain-language errors, and the ingest and quarantine commands end to end."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -61,3 +65,55 @@ def test_ingest_then_list_the_quarantine(home_env):
     assert [(r["feed"], r["date"], r["file"]) for r in rows] == [
         ("transactions", day(1).isoformat(), path.name)
     ]
+
+
+def test_help_explains_the_commands_in_order_of_use():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "keeps a fraud model fresh" in result.output
+    epilog = result.output[result.output.index("In order of use:") :]
+    steps = ["simulate", "ingest", "quarantine", "demo", "ui", "models"]
+    positions = [epilog.index(f"evergreen {name} ") for name in steps]
+    assert positions == sorted(positions)
+    assert "EVERGREEN_HOME" in epilog
+
+    ingest_help = runner.invoke(app, ["ingest", "--help"])
+    assert ingest_help.exit_code == 0
+    assert "--from" in ingest_help.output and "evergreen quarantine list" in ingest_help.output
+
+
+def _evergreen(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """The installed ``evergreen`` script in a fresh process, as a person runs it."""
+    script = Path(sys.executable).with_name("evergreen")
+    return subprocess.run(
+        [str(script), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_bad_setting_is_one_plain_line_not_a_traceback(tmp_path):
+    done = _evergreen(
+        "quarantine", "list", EVERGREEN_HOME=str(tmp_path), EVERGREEN_LABEL_DELAY_DAYS="-1"
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip() == (
+        "error: EVERGREEN_LABEL_DELAY_DAYS=-1: Input should be greater than or equal to 0"
+    )
+
+
+def test_evergreen_debug_shows_the_traceback(tmp_path, monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("EVERGREEN_HOME", str(tmp_path))
+    monkeypatch.setenv("EVERGREEN_LABEL_DELAY_DAYS", "-1")
+    monkeypatch.setenv("EVERGREEN_DEBUG", "1")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["quarantine", "list"])
+    finally:
+        get_settings.cache_clear()
+    assert isinstance(result.exception, ValidationError)

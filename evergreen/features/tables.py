@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -88,6 +87,8 @@ def write_table(rows: pa.Table, path: Path) -> Path:
 
 def fingerprint(table: pa.Table) -> str:
     """A hash of a table's values, in row order: equal data gives an equal fingerprint."""
+    import pandas as pd  # here, not at import: every Dagster process loads this module
+
     rows = pd.util.hash_pandas_object(table.to_pandas(), index=False)
     digest = hashlib.sha256(",".join(table.column_names).encode())
     digest.update(rows.to_numpy().tobytes())

@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-SEGMENTS = ("region", "channel", "card_type")
+from evergreen.models.gate_policy import SEGMENTS  # noqa: E402  (one list of segments)
+
 CALIBRATION_BINS = 10
 TOP_K_CARDS = 100
 

@@ -21,7 +21,6 @@ import json
 import platform
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from evergreen.models.code_version import training_code_version  # noqa: F401  (re-export)
 from evergreen.models.features import CATEGORICAL_FEATURES, FEATURE_NAMES, model_frame
 
 if TYPE_CHECKING:
@@ -287,13 +287,3 @@ def library_versions() -> dict[str, str]:
     for dist in ("catboost", "numpy", "pandas", "scikit-learn", "bentoml"):
         versions[dist] = dist_version(dist)
     return versions
-
-
-@lru_cache(maxsize=1)
-def training_code_version() -> str:
-    """A short hash of the code that turns a training set into a model (this module, the
-    feature list); the ``candidate_model`` asset's code version."""
-    digest = hashlib.sha256()
-    for module in ("features.py", "training.py"):
-        digest.update(Path(__file__).with_name(module).read_bytes())
-    return digest.hexdigest()[:12]
