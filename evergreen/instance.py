@@ -27,5 +27,10 @@ def ensure_instance(settings: EvergreenSettings) -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(INSTANCE_YAML)
+    # Dagster's first-visit newsletter dialog covers the asset graph; this is a tool, not a trial.
+    nux = home / ".nux" / "nux.yaml"
+    if not nux.exists():
+        nux.parent.mkdir(exist_ok=True)
+        nux.write_text("seen: 1\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
