@@ -60,6 +60,29 @@ class EvergreenSettings(BaseSettings):
     router_admin_port: int = Field(
         default=2019, description="Caddy's admin API port (always on loopback)."
     )
+    serve_p99_budget_ms: float = Field(
+        default=100.0, gt=0, description="Infra validation: p99 latency a bento must meet."
+    )
+    infra_validation_requests: int = Field(
+        default=200, ge=10, description="Infra validation: recent transactions replayed."
+    )
+
+    # The continuous loop's monitors (sensors/): all counted in data days, not wall-clock time.
+    drift_sample_rows: int = Field(
+        default=5000, ge=100, description="Rows sampled per side (reference, day) for drift."
+    )
+    performance_window_days: int = Field(
+        default=7, ge=1, description="Transaction days of matured labels judged for live AP."
+    )
+    monitor_min_frauds: int = Field(
+        default=20, ge=1, description="Matured frauds needed before live AP is judged."
+    )
+    retrain_floor_days: int = Field(
+        default=7, ge=1, description="A champion whose cut-off is older than this is retrained."
+    )
+    promotion_watch_days: int = Field(
+        default=3, ge=1, description="Production days whose matured labels confirm a champion."
+    )
 
     @property
     def landing_dir(self) -> Path:

@@ -1,0 +1,370 @@
+"""The loop's monitors as plain functions: drift of what serving sees, live quality on matured
+labels, and the age of the champion. Sensors call them; so can a test, a benchmark or a person.
+
+- ``prediction_drift``: one day's logged model inputs against the training set of the model
+  that served them. Both sides are sampled to ``drift_sample_rows`` with a fixed seed. Per
+  feature, Evidently's drift test (``report.feature_drift``: Wasserstein distance for numbers and
+  Jensen-Shannon for categories once the reference has more than 1,000 rows); per segment value
+  (region, channel, card type), the share of features Evidently's default test finds drifted
+  within it. Severity: the share of features drifted overall.
+- ``live_performance``: predictions whose labels have matured (landed by the day judged), per
+  model version and segment (``metrics.evaluate``). Severity: the champion's relative drop in
+  average precision against the AP it was promoted on.
+- ``stale_model``: how many data days the champion's cut-off lags the newest labels.
+
+A finding that cannot be judged (no rows, too few frauds, no reference) has severity None and
+says why; it never raises for missing data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from evergreen.loop.live_data import logged_day, matured_predictions
+from evergreen.models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from evergreen.models.metrics import SEGMENTS
+from evergreen.models.registry import ModelRecord, ModelRegistry, UnknownModelError
+from evergreen.settings import EvergreenSettings
+
+# A day is a weekend day or not: its share of weekend transactions is 0 or 1 and never matches
+# a multi-week reference, so this calendar feature would "drift" every single day.
+DRIFT_EXEMPT = ("tx_during_weekend",)
+MIN_SEGMENT_ROWS = 200  # fewer rows of a segment value in the day: too noisy to judge
+TOP_FEATURES = 5
+_P_VALUE_TESTS = ("ks", "chisquare", "z")  # Evidently's names of its p-value tests
+
+
+def training_set_path(settings: EvergreenSettings, cutoff: str) -> Path:
+    """The training set file of a cut-off day (the ``training_set`` asset writes it)."""
+    return settings.training_sets_dir / f"cutoff={cutoff}" / "training_set.parquet"
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """A data day as the instant the retrain policy counts in (midnight UTC)."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    """Drift of one day's model inputs from the serving model's training set."""
+
+    day: dt.date
+    severity: float | None  # share of features drifted; None: not judged (see reason)
+    reason: str
+    model_tag: str | None = None
+    reference: str = ""
+    rows: int = 0
+    reference_rows: int = 0
+    features: dict[str, dict] = field(default_factory=dict)  # column -> FeatureDrift fields
+    segments: dict[str, dict] = field(default_factory=dict)  # "region=x" -> share, drifted
+
+    @property
+    def drifted(self) -> list[str]:
+        return [c for c, d in self.features.items() if d["drifted"]]
+
+    def evidence(self) -> dict:
+        """What a trigger records: sizes, the most drifted features and segments."""
+        ranked = sorted(self.features.values(), key=_drift_ratio, reverse=True)
+        judged = {k: s for k, s in self.segments.items() if s.get("share_drifted") is not None}
+        worst = sorted(judged.items(), key=lambda kv: kv[1]["share_drifted"], reverse=True)
+        return {
+            "day": self.day.isoformat(),
+            "model_tag": self.model_tag,
+            "reference": self.reference,
+            "rows": self.rows,
+            "reference_rows": self.reference_rows,
+            "share_drifted": self.severity,
+            "drifted": self.drifted,
+            "top_features": [
+                {k: d[k] for k in ("column", "method", "score", "threshold", "drifted")}
+                for d in ranked[:TOP_FEATURES]
+            ],
+            "segments": {k: s["share_drifted"] for k, s in judged.items()},
+            "most_drifted_segments": [k for k, _ in worst[:3]],
+        }
+
+
+def _drift_ratio(d: dict) -> float:
+    """How far past (or short of) its threshold a column is, comparable across methods:
+    distance-like scores drift above the threshold, p-values below it."""
+    method = d["method"].lower()
+    if "p_value" in method or method in _P_VALUE_TESTS:
+        return d["threshold"] / max(d["score"], 1e-12)
+    return d["score"] / max(d["threshold"], 1e-12)
+
+
+def prediction_drift(
+    settings: EvergreenSettings,
+    day: dt.date,
+    max_rows: int | None = None,
+    seed: int | None = None,
+) -> DriftFinding:
+    """Drift of ``day``'s logged model inputs from the training set of the model that served
+    most of that day's predictions (the ledger's champion if that model is unknown)."""
+    from evergreen.warehouse import connect
+
+    max_rows = max_rows or settings.drift_sample_rows
+    seed = settings.seed if seed is None else seed
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        current = logged_day(conn, day, max_rows, seed)
+    if current.empty:
+        return DriftFinding(day, None, f"no logged predictions on {day}")
+    record = _serving_record(settings, current)
+    if record is None:
+        return DriftFinding(day, None, "no registered model served that day and no champion")
+    path = training_set_path(settings, record.cutoff)
+    if not path.exists():
+        return DriftFinding(day, None, f"no training set of {record.tag} at {path}", record.tag)
+    reference = _reference_sample(path, max_rows, seed)
+    features = [f for f in FEATURE_NAMES if f not in DRIFT_EXEMPT]
+    features = [f for f in features if current[f].notna().any() and reference[f].notna().any()]
+    drift = _feature_drift(reference, current, features, max_rows, seed)
+    drifted = [c for c, d in drift.items() if d["drifted"]]
+    more = ", ..." if len(drifted) > TOP_FEATURES else ""
+    named = f" ({', '.join(drifted[:TOP_FEATURES])}{more})"
+    return DriftFinding(
+        day=day,
+        severity=len(drifted) / len(drift) if drift else None,
+        reason=f"{len(drifted)} of {len(drift)} features drifted" + (named if drifted else ""),
+        model_tag=record.tag,
+        reference=str(path),
+        rows=len(current),
+        reference_rows=len(reference),
+        features=drift,
+        segments=segment_drift(reference, current, features),
+    )
+
+
+def _serving_record(settings: EvergreenSettings, current: pd.DataFrame) -> ModelRecord | None:
+    registry = ModelRegistry(settings)
+    tag = str(current["model_version"].value_counts().idxmax())
+    try:
+        return registry.get(tag)
+    except UnknownModelError:
+        return registry.champion()
+
+
+def _reference_sample(path: Path, max_rows: int, seed: int) -> pd.DataFrame:
+    from evergreen.models.report import sample_rows
+
+    return sample_rows(pd.read_parquet(path, columns=FEATURE_NAMES), max_rows, seed)
+
+
+def _feature_drift(reference, current, features, max_rows, seed) -> dict[str, dict]:
+    from evergreen.models.report import feature_drift
+
+    cats = [c for c in CATEGORICAL_FEATURES if c in features]
+    found = feature_drift(reference, current, features, cats, max_rows=max_rows, seed=seed)
+    return {column: d.to_dict() for column, d in found.items()}
+
+
+def segment_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, features: list[str]
+) -> dict[str, dict]:
+    """Per value of each segment column: the share of the other features drifted within it.
+
+    Evidently's default test for each column (as ``ValueDrift`` picks it, without building a
+    report: a report renders a chart per column, seconds per segment). Values with fewer than
+    ``MIN_SEGMENT_ROWS`` rows on either side are listed, not judged."""
+    out = {}
+    for column in SEGMENTS:
+        others = [f for f in features if f != column]
+        for value, part in current.groupby(column, sort=True):
+            base = reference[reference[column].astype(str) == str(value)]
+            key = f"{column}={value}"
+            if min(len(part), len(base)) < MIN_SEGMENT_ROWS:
+                out[key] = {"rows": len(part), "reference_rows": len(base), "share_drifted": None}
+                continue
+            drifted = [f for f in others if _column_drifted(base[f], part[f], f)]
+            out[key] = {
+                "rows": len(part),
+                "reference_rows": len(base),
+                "share_drifted": len(drifted) / len(others),
+                "drifted": drifted,
+            }
+    return out
+
+
+def _column_drifted(reference: pd.Series, current: pd.Series, name: str) -> bool:
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    kind = ColumnType.Categorical if name in CATEGORICAL_FEATURES else ColumnType.Numerical
+    if kind is ColumnType.Categorical:
+        reference, current = reference.astype(str), current.astype(str)
+    reference, current = reference.dropna(), current.dropna()
+    if reference.empty or current.empty:
+        return False
+    test = get_stattest(reference, current, kind, None)
+    return bool(test(reference, current, kind, None).drifted)
+
+
+@dataclass(frozen=True)
+class PerformanceFinding:
+    """Live quality of the served models on matured labels, and the champion's decay."""
+
+    through_day: dt.date
+    first_day: dt.date
+    last_day: dt.date
+    severity: float | None  # relative AP drop of the champion; None: not judged (see reason)
+    reason: str
+    model_tag: str | None = None
+    reference_ap: float | None = None
+    reference_source: str = ""
+    live: dict[str, dict] = field(default_factory=dict)  # model version -> overall metrics
+    segments: dict[str, dict] = field(default_factory=dict)  # champion's, "region=x" -> metrics
+
+    def evidence(self) -> dict:
+        """What a trigger records: the window, the champion's AP then and now, per version
+        and per segment."""
+        return {
+            "through_day": self.through_day.isoformat(),
+            "window": f"{self.first_day}..{self.last_day}",
+            "model_tag": self.model_tag,
+            "reference_ap": self.reference_ap,
+            "reference_source": self.reference_source,
+            "relative_ap_drop": self.severity,
+            "live": self.live,
+            "segments": self.segments,
+        }
+
+
+def _headline(metrics) -> dict:
+    keys = ("rows", "positives", "average_precision", "roc_auc")
+    return {k: getattr(metrics, k) for k in keys}
+
+
+def live_performance(
+    settings: EvergreenSettings,
+    through_day: dt.date,
+    window_days: int | None = None,
+    min_frauds: int | None = None,
+) -> PerformanceFinding:
+    """Live AP/AUC, per model version and (champion) per segment, of the transactions of the
+    ``window_days`` newest days whose labels have matured by ``through_day``."""
+    from evergreen.models.metrics import evaluate
+    from evergreen.warehouse import connect
+
+    window_days = window_days or settings.performance_window_days
+    min_frauds = min_frauds or settings.monitor_min_frauds
+    last = through_day - dt.timedelta(days=settings.label_delay_days)
+    first = last - dt.timedelta(days=window_days - 1)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        frame = matured_predictions(conn, first, last, through_day)
+    evaluations = {
+        str(version): evaluate(part, "fraud_probability", float(part["threshold"].median()))
+        for version, part in frame.groupby("model_version", sort=True)
+    }
+    live = {version: _headline(e.overall) for version, e in evaluations.items()}
+    finding = PerformanceFinding(through_day, first, last, None, "", live=live)
+    champion = ModelRegistry(settings).champion()
+    if champion is None:
+        return _with(finding, reason="no champion to judge")
+    mine = evaluations.get(champion.tag)
+    if mine is None or mine.overall.positives < min_frauds:
+        frauds = mine.overall.positives if mine else 0
+        why = f"{champion.tag} has {frauds} matured fraud(s) in {first}..{last}, < {min_frauds}"
+        return _with(finding, model_tag=champion.tag, reason=why)
+    reference, source = evaluation_ap(settings, champion)
+    segments = {name: _headline(m) for name, m in mine.rows()[1:]}
+    live_ap = mine.overall.average_precision
+    if not reference or live_ap is None:
+        why = f"no reference AP for {champion.tag}"
+        return _with(finding, model_tag=champion.tag, reason=why, segments=segments)
+    drop = max(0.0, (reference - live_ap) / reference)
+    return _with(
+        finding,
+        severity=drop,
+        model_tag=champion.tag,
+        reference_ap=reference,
+        reference_source=source,
+        segments=segments,
+        reason=f"live AP {live_ap:.3f} on {mine.overall.rows:,} matured transactions "
+        f"({mine.overall.positives} frauds, {first}..{last}) against {reference:.3f} "
+        f"({source}): relative drop {drop:.1%}",
+    )
+
+
+def _with(finding: PerformanceFinding, **changes) -> PerformanceFinding:
+    return PerformanceFinding(**{**finding.__dict__, **changes})
+
+
+def evaluation_ap(settings: EvergreenSettings, record: ModelRecord) -> tuple[float | None, str]:
+    """The AP a model was promoted on: its evaluation on the held-out days of its cut-off, or,
+    when that evaluation is gone, its validation AP recorded in the ledger."""
+    from evergreen.models.comparison import EvaluationFiles
+
+    if record.cutoff:
+        files = EvaluationFiles.for_cutoff(settings, dt.date.fromisoformat(record.cutoff))
+        if files.summary.exists():
+            summary = files.read_summary()
+            if summary.get("candidate", {}).get("tag") == record.tag:
+                ap = summary["candidate_metrics"]["overall"]["average_precision"]
+                return ap, f"evaluation of cut-off {record.cutoff}"
+    ap = (record.metrics.get("validation") or {}).get("average_precision")
+    return ap, "validation days (ledger)"
+
+
+@dataclass(frozen=True)
+class StaleFinding:
+    """Whether the champion's data is too old: its cut-off against the newest labels."""
+
+    stale: bool
+    reason: str
+    model_tag: str | None = None
+    cutoff: str | None = None
+    age_days: int | None = None
+
+    def evidence(self) -> dict:
+        return asdict(self)
+
+
+def stale_model(
+    settings: EvergreenSettings, newest_label_day: dt.date, max_age_days: int | None = None
+) -> StaleFinding:
+    """Stale when the champion's cut-off is ``max_age_days`` (default ``retrain_floor_days``)
+    or more data days behind ``newest_label_day`` and no retrain was accepted within as many
+    days (a retrain the gate rejected still counts: the floor asks once a period, not daily).
+    No champion is not stale: the first model is trained on purpose, not by the floor."""
+    from evergreen.loop.policy import RetrainGovernor
+
+    max_age = max_age_days or settings.retrain_floor_days
+    champion = ModelRegistry(settings).champion()
+    if champion is None:
+        return StaleFinding(False, "no champion yet: the floor retrains champions only")
+    if not champion.cutoff:
+        return StaleFinding(False, f"{champion.tag} records no cut-off", champion.tag)
+    age = (newest_label_day - dt.date.fromisoformat(champion.cutoff)).days
+    said = (
+        f"{champion.tag} was cut off on {champion.cutoff}, {age} day(s) before the newest "
+        f"labels ({newest_label_day}); the floor is {max_age} days"
+    )
+    found = StaleFinding(age >= max_age, said, champion.tag, champion.cutoff, age)
+    accepted = [
+        dt.datetime.fromisoformat(t["data_time"]).date()
+        for t in RetrainGovernor(settings).history()
+        if t["outcome"] == "accepted"
+    ]
+    last = max(accepted, default=None)
+    if found.stale and last is not None and (newest_label_day - last).days < max_age:
+        return StaleFinding(False, f"{said}; but a retrain was requested on {last}", **_ids(found))
+    return found
+
+
+def _ids(found: StaleFinding) -> dict:
+    return {"model_tag": found.model_tag, "cutoff": found.cutoff, "age_days": found.age_days}
+
+
+def write_finding(settings: EvergreenSettings, kind: str, day: dt.date, finding) -> Path:
+    """Keep a finding as JSON under ``reports/monitoring/<kind>/<day>.json`` (the demo's
+    summary and the benchmark read them; the sensor's log points to it)."""
+    path = settings.reports_dir / "monitoring" / kind / f"{day.isoformat()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"severity": finding.severity, "reason": finding.reason, **finding.evidence()}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    return path
