@@ -99,7 +99,7 @@ class LoopDriver:
         return bool(runs)
 
     def _run(self, source: str, request: RunRequest) -> RequestedRun:
-        tags = {**(request.tags or {}), "evergreen/trigger": source}
+        tags = {"evergreen/trigger": source, **(request.tags or {}), "evergreen/sensor": source}
         if request.run_key:
             tags["dagster/run_key"] = request.run_key
         if not request.asset_selection:
