@@ -13,7 +13,7 @@ from evergreen.models.registry import ModelRegistry, ModelStatus
 from evergreen.models.store import model_store
 from evergreen.models.training import training_code_version
 from evergreen.resources import EvergreenResource
-from tests.models.conftest import CUTOFF, asset_settings
+from tests.model_fixtures import CUTOFF, asset_settings
 
 
 def _run(assets, home, instance):

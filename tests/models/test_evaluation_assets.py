@@ -18,7 +18,7 @@ from evergreen.models.ledger import ModelStatus
 from evergreen.models.registry import ModelRegistry
 from evergreen.resources import EvergreenResource
 from tests.conftest import make_settings
-from tests.models.conftest import CUTOFF, asset_settings
+from tests.model_fixtures import CUTOFF, asset_settings
 
 PARTITION = CUTOFF.isoformat()
 

@@ -1,7 +1,7 @@
 """Loop fixtures: a home with a real warehouse (24 simulated days ingested), the training set of
 day 23, registered models, and a prediction log written and loaded the way serving does.
 
-The session-scoped pipeline and models are the model layer's (``tests/models/conftest.py``).
+The session-scoped pipeline and models come from the plugin ``tests/model_fixtures.py``.
 "Live" days are the training set's held-out evaluation days (10..16): no model trained on them,
 and their labels landed by day 23, so they are matured predictions with known labels.
 """
@@ -36,16 +36,7 @@ from sensors.performance_sensor import performance_sensor
 from sensors.promotion_watch import promotion_watch
 from sensors.retrain_schedule import retrain_floor_sensor
 from tests.conftest import day, make_settings
-from tests.models.conftest import (  # noqa: F401  (session fixtures reused)
-    CUTOFF,
-    FAST,
-    ZONE_DAYS,
-    asset_settings,
-    pipeline_home,
-    quick_models,
-    split,
-    training_frame,
-)
+from tests.model_fixtures import CUTOFF, FAST, ZONE_DAYS, asset_settings  # noqa: F401
 
 LIVE_DAYS = [day(i) for i in range(10, 17)]
 

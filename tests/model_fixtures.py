@@ -1,4 +1,5 @@
-"""Model-layer fixtures: a real training set (simulator -> ingest -> features -> Feast), built
+"""Model-layer fixtures (a pytest plugin, ``-p tests.model_fixtures``, so the model and loop
+tests share one build): a real training set (simulator -> ingest -> features -> Feast), built
 once per session, and models trained on it once.
 
 The small zone runs 24 days, so the cut-off of day 23 has 17 days of labelled transactions
