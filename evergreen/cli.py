@@ -31,7 +31,7 @@ WORKFLOW = [
     ("simulate", "simulated card transactions into the landing zone"),
     ("ingest", "check and load days; bad files go to quarantine"),
     ("quarantine", "what the checks set aside, and why"),
-    ("demo", "all of it in one go: data, features, training set"),
+    ("demo", "the whole loop in one go: data, models, serving, drift, retrain, canary"),
     ("ui", "Dagster on http://127.0.0.1:3000: assets, runs, checks"),
     ("status", "what is served now, and how fresh it is"),
     ("models", "registered models and their status"),
@@ -134,6 +134,15 @@ def _register_models() -> None:
 
 
 _register_models()
+
+
+def _register_bento() -> None:
+    from evergreen.commands.bento import register
+
+    register(app)
+
+
+_register_bento()
 
 
 def _register_rollout() -> None:
@@ -258,11 +267,15 @@ def quarantine_list(as_json: bool = typer.Option(False, "--json", help="Print JS
 
 
 @app.command()
-def demo(days: int = typer.Option(60, min=14, help="Days of history to simulate.")) -> None:
-    """Run the main job end to end on the embedded defaults and print a summary."""
-    from evergreen.demo import run_demo
+def demo(
+    quick: bool = typer.Option(False, help="The shortened loop the end-to-end test runs."),
+) -> None:
+    """The whole loop on the embedded defaults: history, first model, live days with a drift,
+    sensors, retrain, gate, canary; ends with a summary (serving is stopped at the end)."""
+    from evergreen.demo import DemoPlan, run_demo
 
-    raise typer.Exit(run_demo(get_settings(), days=days, console=console))
+    summary = run_demo(get_settings(), DemoPlan.quick() if quick else DemoPlan(), console)
+    raise typer.Exit(1 if summary.failed_requests else 0)
 
 
 @app.command()

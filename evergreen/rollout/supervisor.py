@@ -1,0 +1,530 @@
+"""The supervisor: replicas and the router, kept running across Dagster runs and CLI calls.
+
+Everything it starts is detached and recorded in the state file (``evergreen.rollout.state``)
+and the ledger, so whoever comes next (another CLI call, a Dagster run, the watchdog) finds it:
+
+- ``launch`` starts a revision's replicas on free loopback ports (weight 0: no traffic yet),
+  ``wait_ready`` waits for their ``/readyz``;
+- ``set_weights`` changes the router's weights (state, Caddy and the ledger together);
+- ``drain_and_stop`` takes a revision out of traffic gracefully: weight 0, wait until its
+  replicas have no request in flight (at least ``drain_s``), then SIGTERM;
+- ``reconcile`` is one pass of the watchdog (``python -m evergreen.rollout.supervisor watch``,
+  started by ``evergreen serve``): it restarts a dead replica or router, marks replicas ready,
+  and retires a kept previous revision whose window has passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from evergreen.rollout import caddy
+from evergreen.rollout.caddy import CaddyRef, RouterPolicy, Upstream
+from evergreen.rollout.metrics import in_flight
+from evergreen.rollout.processes import ProcessRef, is_alive, spawn_detached, terminate
+from evergreen.rollout.records import (
+    insert_replica_event,
+    insert_routing_change,
+    now,
+    rollout_ledger,
+)
+from evergreen.rollout.revisions import RevisionSpec
+from evergreen.rollout.state import (
+    DRAINING,
+    FAILED,
+    READY,
+    STARTING,
+    STOPPED,
+    ReplicaState,
+    RevisionState,
+    RolloutBusyError,
+    ServingState,
+    mutate_state,
+    read_state,
+    rollout_lock,
+)
+from evergreen.rollout.targets import ProcessTarget, Target, is_ready, target_named
+from evergreen.settings import EvergreenSettings
+
+KEEP_STOPPED_REVISIONS = 20
+
+
+class RevisionStartError(RuntimeError):
+    """A revision's replicas did not become ready; the message holds the log's tail."""
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    """Patience of the supervisor."""
+
+    ready_timeout_s: float = 180.0
+    stop_grace_s: float = 15.0
+    drain_timeout_s: float = 30.0
+    max_failed_starts: int = 5  # in a row, each dying before ready: then it stays down
+    watch_interval_s: float = 1.0
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def replica_weights(state: ServingState) -> list[Upstream]:
+    """The router's upstreams: every replica of every live revision, a revision's weight split
+    over its ready replicas (0 for one not ready). If no ready replica has weight (the weighted
+    revision died), every ready replica of a ready revision gets some: serve rather than fail.
+
+    Weights are the smallest integers in the right proportions: Caddy's weighted round robin
+    sends runs of ``weight`` consecutive requests to each upstream in turn, so 9:1 mixes the
+    revisions every ten requests where 9000:1000 would every ten thousand."""
+    shares = []
+    for revision in state.live():
+        ready = [r for r in revision.replicas if r.ready]
+        for replica in revision.replicas:
+            share = Fraction(revision.weight, len(ready)) if replica.ready else Fraction(0)
+            shares.append((replica.dial, share))
+    if shares and not any(share for _, share in shares):
+        fallback = {r.dial for v in state.live() if v.phase == READY for r in v.replicas if r.ready}
+        shares = [(dial, Fraction(1 if dial in fallback else 0)) for dial, _ in shares]
+    scale = math.lcm(*(share.denominator for _, share in shares)) if shares else 1
+    weights = [int(share * scale) for _, share in shares]
+    divisor = math.gcd(*weights) or 1
+    return [Upstream(dial, w // divisor) for (dial, _), w in zip(shares, weights, strict=True)]
+
+
+class Supervisor:
+    """Starts, watches and stops replicas and the router of one Evergreen home."""
+
+    def __init__(
+        self,
+        settings: EvergreenSettings,
+        target: Target | None = None,
+        policy: RouterPolicy | None = None,
+        options: SupervisorOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.target = target or ProcessTarget()
+        self.policy = policy or RouterPolicy()
+        self.options = options or SupervisorOptions()
+
+    def target_of(self, revision: RevisionState) -> Target:
+        """The target the revision's replicas were started with."""
+        if revision.target == self.target.name:
+            return self.target
+        return target_named(revision.target)
+
+    # The router.
+
+    def ensure_router(self) -> None:
+        """Start the edge and the router if they are not running, and give them the state's
+        configuration (idempotent)."""
+        with mutate_state(self.settings) as state:
+            started = None
+            if state.router is None or not is_alive(state.router.process):
+                state.router = started = self._start_router(state.router)
+                self._apply(state)
+            if state.edge is None or not is_alive(state.edge.process):
+                try:
+                    state.edge = self._start_edge(state.edge, state.router)
+                except caddy.RouterError:
+                    if started is not None:  # not recorded: the state is not written
+                        caddy.stop_caddy(started)
+                    raise
+
+    def _start_router(self, previous: CaddyRef | None) -> CaddyRef:
+        admin = previous.admin_port if previous else self.settings.router_admin_port
+        port = int(previous.listen.rsplit(":", 1)[1]) if previous else 0
+        if not port or not port_is_free(port):
+            port = free_port()
+        workdir = self.settings.serving_dir / "caddy"
+        return caddy.start_caddy("router", admin, f"127.0.0.1:{port}", workdir)
+
+    def _start_edge(self, previous: CaddyRef | None, router: CaddyRef) -> CaddyRef:
+        listen = previous.listen if previous else self._serving_address()
+        admin = previous.admin_port if previous and port_is_free(previous.admin_port) else None
+        workdir = self.settings.serving_dir / "caddy"
+        edge = caddy.start_caddy("edge", admin or free_port(), listen, workdir)
+        try:
+            caddy.load(edge, caddy.edge_config(edge.admin_port, listen, router.listen, self.policy))
+        except caddy.RouterError:
+            caddy.stop_caddy(edge)
+            raise
+        return edge
+
+    def _serving_address(self) -> str:
+        return f"{self.settings.serve_host}:{self.settings.serve_port}"
+
+    def _apply(self, state: ServingState) -> None:
+        """Give the router the state's weights (call under the state lock)."""
+        if state.router is None:
+            return
+        config = caddy.router_config(
+            state.router.admin_port, state.router.listen, replica_weights(state), self.policy
+        )
+        caddy.load(state.router, config)
+
+    def serving_url(self) -> str:
+        """The address clients use."""
+        state = read_state(self.settings)
+        return f"http://{state.edge.listen if state.edge else self._serving_address()}"
+
+    # Revisions.
+
+    def reserve_name(self) -> str:
+        """A fresh revision name (r0001, r0002, ...)."""
+        with mutate_state(self.settings) as state:
+            return state.next_name()
+
+    def launch(self, spec: RevisionSpec, name: str | None = None) -> str:
+        """Start a new revision's replicas at weight 0; returns its name (they may not be ready
+        yet: ``wait_ready``)."""
+        with mutate_state(self.settings) as state:
+            name = name or state.next_name()
+            revision = RevisionState(
+                name=name, spec=spec, target=self.target.name, created_at=now(), weight_since=now()
+            )
+            try:
+                for index in range(spec.replicas):
+                    port = free_port()
+                    replica = self.target.start_replica(self.settings, name, spec, index, port)
+                    revision.replicas.append(replica)
+            except Exception:
+                for replica in revision.replicas:  # started before the failure: not recorded
+                    self.target.kill_replica(replica)
+                raise
+            state.revisions[name] = revision
+            self._apply(state)
+        with rollout_ledger(self.settings) as conn:
+            for replica in revision.replicas:
+                pid = replica.process.pid if replica.process else None
+                insert_replica_event(
+                    conn, name, replica.index, "started", pid, replica.port, spec.source
+                )
+        return name
+
+    def wait_ready(self, name: str, timeout_s: float | None = None) -> float:
+        """Wait until every replica of ``name`` answers ``/readyz``; returns the seconds taken.
+        Raises ``RevisionStartError`` (with the log's tail) if one exits or times out."""
+        began = time.monotonic()
+        deadline = began + (timeout_s or self.options.ready_timeout_s)
+        replicas = read_state(self.settings).revisions[name].replicas
+        waiting = {r.index for r in replicas if not r.ready}
+        while waiting:
+            revision = read_state(self.settings).revisions[name]
+            target = self.target_of(revision)
+            for replica in revision.replicas:
+                if replica.index not in waiting:
+                    continue
+                if not target.is_alive(replica):
+                    raise RevisionStartError(
+                        f"{name} replica {replica.index} ({revision.spec.source}) exited before "
+                        f"it was ready; its log ends:\n{target.describe_failure(replica)}"
+                    )
+                if is_ready(replica):
+                    self._mark_ready(name, replica)
+                    waiting.discard(replica.index)
+            if waiting and time.monotonic() > deadline:
+                replica = revision.replicas[min(waiting)]
+                raise RevisionStartError(
+                    f"{name} was not ready after {timeout_s or self.options.ready_timeout_s:.0f}"
+                    f" s; its log ends:\n{target.describe_failure(replica)}"
+                )
+            if waiting:
+                time.sleep(0.2)
+        with mutate_state(self.settings) as state:
+            if state.revisions[name].phase == STARTING:
+                state.revisions[name].phase = READY
+        return time.monotonic() - began
+
+    def revive(self, name: str) -> list[int]:
+        """Restart the dead replicas of a revision that must serve and wait until they are
+        ready; returns the replicas restarted."""
+        restarted = []
+        with mutate_state(self.settings) as state:
+            revision = state.revisions[name]
+            for replica in list(revision.replicas):
+                if not self.target_of(revision).is_alive(replica):
+                    revision.replicas[replica.index] = self._restart(revision, replica)
+                    restarted.append(replica.index)
+            if restarted:
+                self._apply(state)
+        if restarted:
+            self.wait_ready(name)
+        return restarted
+
+    def _restart(self, revision: RevisionState, replica: ReplicaState) -> ReplicaState:
+        """A fresh replica in place of a dead one, on the same port if it is free (call under
+        the state lock)."""
+        target = self.target_of(revision)
+        target.kill_replica(replica)  # orphaned workers would hold the port
+        port = replica.port if port_is_free(replica.port) else free_port()
+        fresh = target.start_replica(
+            self.settings, revision.name, revision.spec, replica.index, port
+        )
+        fresh.restarts = replica.restarts + 1
+        fresh.failed_starts = 0 if replica.ready else replica.failed_starts + 1
+        with rollout_ledger(self.settings) as conn:
+            dead = replica.process.pid if replica.process else None
+            insert_replica_event(
+                conn, revision.name, replica.index, "died", dead, replica.port, "not running"
+            )
+            pid = fresh.process.pid if fresh.process else None
+            insert_replica_event(
+                conn,
+                revision.name,
+                replica.index,
+                "restarted",
+                pid,
+                port,
+                f"restart {fresh.restarts}",
+            )
+        return fresh
+
+    def _mark_ready(self, name: str, seen: ReplicaState) -> None:
+        index = seen.index
+        with mutate_state(self.settings) as state:
+            replica = state.revisions[name].replicas[index]
+            if replica.process != seen.process or replica.container != seen.container:
+                return  # replaced meanwhile: the new one is not the one that answered
+            target = self.target_of(state.revisions[name])
+            if isinstance(target, ProcessTarget):
+                target.record_workers(replica)
+            replica.ready = True
+            self._apply(state)
+        with rollout_ledger(self.settings) as conn:
+            pid = replica.process.pid if replica.process else None
+            insert_replica_event(conn, name, index, "ready", pid, replica.port, "readyz 200")
+
+    def set_weights(
+        self, weights: dict[str, int], cause: str, rollout_id: str | None = None
+    ) -> dict[str, int]:
+        """Give revisions new weights (percent); the router applies them at once, and the
+        change and its cause are recorded. Returns every live revision's weight."""
+        with mutate_state(self.settings) as state:
+            for name, weight in weights.items():
+                revision = state.revisions[name]
+                if revision.weight != weight:
+                    revision.weight, revision.weight_since = weight, now()
+            self._apply(state)
+            applied = state.weights()
+            models = {r.name: r.model_version for r in state.live()}
+        with rollout_ledger(self.settings) as conn:
+            insert_routing_change(conn, applied, models, cause, rollout_id)
+        return applied
+
+    def in_flight(self, name: str) -> float:
+        """Requests the revision's replicas are answering right now."""
+        revision = read_state(self.settings).revisions[name]
+        target = self.target_of(revision)
+        return sum(in_flight(r.url) for r in revision.replicas if target.is_alive(r))
+
+    def drain_and_stop(self, name: str, drain_s: float, cause: str) -> float:
+        """Take ``name`` out of traffic without cutting a request: weight 0, wait at least
+        ``drain_s`` and until nothing is in flight, then stop its replicas. Returns the seconds
+        the drain took."""
+        with mutate_state(self.settings) as state:
+            revision = state.revisions[name]
+            if revision.phase in (STOPPED, FAILED):
+                return 0.0
+            revision.keep_running = False
+            revision.phase = DRAINING
+        if revision.weight:
+            self.set_weights({name: 0}, cause)
+        began = time.monotonic()
+        time.sleep(drain_s)
+        deadline = began + max(drain_s, self.options.drain_timeout_s)
+        while self.in_flight(name) > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drained = time.monotonic() - began
+        self.stop_revision(name, f"{cause} (drained in {drained:.1f} s)")
+        return drained
+
+    def stop_revision(self, name: str, cause: str, phase: str = STOPPED) -> None:
+        """Stop a revision's replicas (SIGTERM, SIGKILL after the grace period) and remove
+        them from the router."""
+        with mutate_state(self.settings) as state:
+            revision = state.revisions[name]
+            revision.keep_running = False
+        for replica in revision.replicas:
+            self.target_of(revision).stop_replica(replica, self.options.stop_grace_s)
+        with mutate_state(self.settings) as state:
+            revision = state.revisions[name]
+            revision.phase, revision.weight, revision.retire_at = phase, 0, None
+            for replica in revision.replicas:
+                replica.ready = False
+            self._apply(state)
+            _prune(state)
+        with rollout_ledger(self.settings) as conn:
+            for replica in revision.replicas:
+                pid = replica.process.pid if replica.process else None
+                insert_replica_event(conn, name, replica.index, "stopped", pid, replica.port, cause)
+
+    # The watchdog.
+
+    def reconcile(self) -> list[str]:
+        """One watchdog pass: restart what died, mark what became ready, retire what is due.
+        Returns what it did."""
+        actions = []
+        state = read_state(self.settings)
+        if state.router is not None and (
+            not is_alive(state.router.process)
+            or state.edge is None
+            or not is_alive(state.edge.process)
+        ):
+            self.ensure_router()
+            actions.append("router restarted")
+        for revision in state.live():
+            if revision.phase != READY or not revision.keep_running:
+                continue
+            for replica in revision.replicas:
+                actions += self._watch_replica(revision, replica)
+        if self._due(read_state(self.settings)):
+            try:
+                with rollout_lock(self.settings, wait_s=0):
+                    actions += self.retire_due()
+            except RolloutBusyError:
+                pass  # a rollout runs: it retires what it must itself
+        return actions
+
+    def _watch_replica(self, seen_revision: RevisionState, seen: ReplicaState) -> list[str]:
+        name = seen_revision.name
+        if self.target_of(seen_revision).is_alive(seen):
+            if not seen.ready and is_ready(seen):
+                self._mark_ready(name, seen)
+                return [f"{name}/{seen.index} ready"]
+            return []
+        with mutate_state(self.settings) as state:
+            revision = state.revisions[name]
+            replica = revision.replicas[seen.index]
+            if replica.process != seen.process or not revision.keep_running:
+                return []  # someone else acted on it meanwhile
+            if replica.failed_starts >= self.options.max_failed_starts:
+                return []  # it dies at every start: leave it down (its log says why)
+            revision.replicas[seen.index] = self._restart(revision, replica)
+            self._apply(state)  # the dead one out of the weights, its share goes elsewhere
+        return [f"{name}/{seen.index} restarted"]
+
+    def retire_due(self, force: bool = False) -> list[str]:
+        """Drain and stop kept previous revisions whose window has passed (all, if ``force``).
+        Call it holding the rollout lock: a rollback may be about to serve the kept one."""
+        due = self._due(read_state(self.settings), force)
+        for name in due:
+            self.drain_and_stop(name, drain_s=0.5, cause=f"{name} retired: its keep window ended")
+        return [f"{name} retired" for name in due]
+
+    @staticmethod
+    def _due(state: ServingState, force: bool = False) -> list[str]:
+        return [
+            r.name
+            for r in state.live()
+            if r.retire_at and r.name != state.stable and (force or r.retire_at <= now())
+        ]
+
+    def ensure_watchdog(self) -> ProcessRef:
+        """Start the watchdog process unless one runs for this home."""
+        with mutate_state(self.settings) as state:
+            if state.watchdog is not None and is_alive(state.watchdog):
+                return state.watchdog
+            from evergreen.features.repo import PROJECT_ROOT
+            from evergreen.serving.process import serving_env
+
+            argv = [sys.executable, "-m", "evergreen.rollout.supervisor", "watch"]
+            argv += ["--home", str(self.settings.home)]
+            state.watchdog = spawn_detached(
+                argv,
+                env=serving_env(self.settings),
+                cwd=PROJECT_ROOT,
+                log_path=self.settings.serving_dir / "watchdog.log",
+            )
+            return state.watchdog
+
+    def watch(self) -> None:
+        """Run ``reconcile`` every interval until SIGTERM, or until this process is no longer
+        the recorded watchdog (a newer one took over, or ``evergreen stop``)."""
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        me = ProcessRef.of(_own_pid())
+        while not stopping:
+            state = read_state(self.settings)
+            if state.watchdog != me:
+                return
+            try:
+                for action in self.reconcile():
+                    print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {action}", flush=True)
+            except Exception as error:  # keep watching: one failed pass is not the end
+                print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} reconcile failed: {error}", flush=True)
+            time.sleep(self.options.watch_interval_s)
+
+    # Everything.
+
+    def stop_all(self, cause: str = "evergreen stop") -> list[str]:
+        """Stop the watchdog, every replica and the router; record that nothing serves."""
+        with mutate_state(self.settings) as state:
+            watchdog, state.watchdog = state.watchdog, None
+        if watchdog is not None:
+            terminate([watchdog], grace_s=5)
+        stopped = []
+        state = read_state(self.settings)
+        if state.edge is not None:
+            caddy.stop_caddy(state.edge)  # graceful: requests in flight are answered first
+        for revision in state.live():
+            self.stop_revision(revision.name, cause)
+            stopped.append(revision.name)
+        with mutate_state(self.settings) as state:
+            for ref in (state.router, state.edge):
+                if ref is not None:
+                    caddy.stop_caddy(ref)
+            state.router = state.edge = None
+        with rollout_ledger(self.settings) as conn:
+            insert_routing_change(conn, {}, {}, cause, None)
+        return stopped
+
+
+def _own_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _prune(state: ServingState) -> None:
+    """Forget the oldest stopped revisions (the ledger keeps their history)."""
+    keep = set(state.lineage[-KEEP_STOPPED_REVISIONS:]) | {r.name for r in state.live()}
+    stopped = [n for n, r in state.revisions.items() if r.phase in (STOPPED, FAILED)]
+    for name in stopped[:-KEEP_STOPPED_REVISIONS]:
+        if name not in keep:
+            del state.revisions[name]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m evergreen.rollout.supervisor watch --home HOME``: the watchdog."""
+    parser = argparse.ArgumentParser(prog="evergreen.rollout.supervisor")
+    parser.add_argument("command", choices=["watch"])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--interval", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    settings = EvergreenSettings(home=args.home)
+    Supervisor(settings, options=SupervisorOptions(watch_interval_s=args.interval)).watch()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Where replicas run: the ``Target`` protocol and the default ``process`` target.
+
+A target starts one replica of a revision on a loopback port, tells whether it still lives
+and stops it. ``ProcessTarget`` runs ``bentoml serve`` as a detached process (its own session,
+its output in ``<serving_dir>/<revision>/replica-<i>.log``); ``evergreen.rollout.container``
+runs the containerized bento under podman or docker instead. Kubernetes is not a target the
+controller drives: ``evergreen.rollout.kubernetes`` renders the manifests a cluster rolls out
+by itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from evergreen.rollout.processes import (
+    descendants,
+    is_alive,
+    kill,
+    log_tail,
+    spawn_detached,
+    terminate,
+)
+from evergreen.rollout.revisions import RevisionSpec
+from evergreen.rollout.state import ReplicaState
+from evergreen.settings import EvergreenSettings
+
+
+class Target(Protocol):
+    """How replicas are started and stopped."""
+
+    name: str
+
+    def start_replica(
+        self, settings: EvergreenSettings, revision: str, spec: RevisionSpec, index: int, port: int
+    ) -> ReplicaState:
+        """Start one replica listening on ``127.0.0.1:port``; returns at once."""
+        ...
+
+    def is_alive(self, replica: ReplicaState) -> bool:
+        """Whether the replica's process (or container) still runs."""
+        ...
+
+    def stop_replica(self, replica: ReplicaState, grace_s: float) -> None:
+        """Stop gracefully (SIGTERM: in-flight requests finish), forcibly after ``grace_s``."""
+        ...
+
+    def kill_replica(self, replica: ReplicaState) -> None:
+        """Kill at once (kill -9), as a crash would."""
+        ...
+
+    def describe_failure(self, replica: ReplicaState) -> str:
+        """Why a replica did not come up: the end of its log."""
+        ...
+
+
+def target_named(name: str) -> Target:
+    """The target a revision was started with, from the name the state file keeps."""
+    if name == ProcessTarget.name:
+        return ProcessTarget()
+    kind, _, rest = name.partition(" ")
+    if kind == "container":
+        from evergreen.rollout.container import ContainerTarget
+
+        engine, _, image = rest.partition(" ")
+        return ContainerTarget(image=image, engine=engine)
+    raise ValueError(f"unknown target {name!r}")
+
+
+def is_ready(replica: ReplicaState, timeout_s: float = 2.0) -> bool:
+    """True when the replica's ``/readyz`` answers 200."""
+    try:
+        return httpx.get(f"{replica.url}/readyz", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def replica_bentoml_home(settings: EvergreenSettings, revision: str, index: int) -> Path:
+    """A BentoML home of the replica's own that shares the model and bento stores.
+
+    ``bentoml serve`` wipes ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts, and every
+    server of one home writes its metrics there: with one home, starting a replica would reset
+    the others' counters and all replicas would report the same, summed, numbers."""
+    home = settings.serving_dir / revision / f"replica-{index}" / "bentoml"
+    home.mkdir(parents=True, exist_ok=True)
+    for store in ("models", "bentos"):
+        shared = settings.bentoml_home / store
+        shared.mkdir(parents=True, exist_ok=True)
+        link = home / store
+        if not link.is_symlink():
+            link.symlink_to(shared, target_is_directory=True)
+    return home
+
+
+class ProcessTarget:
+    """``bentoml serve`` replicas as detached processes on this machine."""
+
+    name = "process"
+
+    def command(self, spec: RevisionSpec, port: int) -> list[str]:
+        """The ``bentoml serve`` command line of one replica."""
+        return [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            spec.serve_target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+
+    def start_replica(
+        self, settings: EvergreenSettings, revision: str, spec: RevisionSpec, index: int, port: int
+    ) -> ReplicaState:
+        from evergreen.features.repo import PROJECT_ROOT
+        from evergreen.rollout.records import now
+        from evergreen.serving.process import serving_env
+
+        log = settings.serving_dir / revision / f"replica-{index}.log"
+        env = serving_env(settings, spec.env)
+        env["BENTOML_HOME"] = str(replica_bentoml_home(settings, revision, index))
+        process = spawn_detached(
+            self.command(spec, port),
+            env=env,
+            cwd=Path(spec.working_dir) if spec.working_dir else PROJECT_ROOT,
+            log_path=log,
+        )
+        return ReplicaState(index=index, port=port, log=str(log), started_at=now(), process=process)
+
+    def is_alive(self, replica: ReplicaState) -> bool:
+        # The BentoML supervisor and its worker: a replica whose worker died serves nothing.
+        return is_alive(replica.process) and all(is_alive(w) for w in replica.workers)
+
+    def record_workers(self, replica: ReplicaState) -> None:
+        """Remember the worker processes, so a stop finds them even if their parent died."""
+        if replica.process is not None:
+            replica.workers = descendants(replica.process)
+
+    def stop_replica(self, replica: ReplicaState, grace_s: float) -> None:
+        terminate(replica.processes(), grace_s)
+
+    def kill_replica(self, replica: ReplicaState) -> None:
+        kill(replica.processes() + (descendants(replica.process) if replica.process else []))
+
+    def describe_failure(self, replica: ReplicaState) -> str:
+        return log_tail(Path(replica.log))

@@ -1,0 +1,225 @@
+"""The rollout's parts on their own: metrics parsing, analysis verdicts, router weights and
+configuration (checked by Caddy itself), the ledger's append-only tables, locks, strategies,
+Kubernetes manifests (schema-validated) and container commands."""
+
+import json
+import sqlite3
+import subprocess
+
+import numpy as np
+import pytest
+
+from evergreen.rollout import caddy
+from evergreen.rollout.analysis import AnalysisPolicy, RevisionWindow, compare_scores, judge, psi
+from evergreen.rollout.container import ContainerTarget, engine_available
+from evergreen.rollout.kubernetes import (
+    deployment_manifests,
+    render_manifests,
+    rollout_manifests,
+    validate_manifests,
+)
+from evergreen.rollout.metrics import EndpointStats, histogram_quantile, parse_metrics
+from evergreen.rollout.records import insert_rollout, insert_step, rollout_ledger
+from evergreen.rollout.revisions import RevisionSpec
+from evergreen.rollout.state import (
+    READY,
+    ReplicaState,
+    RevisionState,
+    RolloutBusyError,
+    ServingState,
+    rollout_lock,
+)
+from evergreen.rollout.strategies import Canary
+from evergreen.rollout.supervisor import replica_weights
+from tests.rollout.conftest import fixture_spec, rollout_settings
+
+METRICS = """\
+# TYPE evergreen_request_total counter
+evergreen_request_total{endpoint="/predict",http_response_code="200",service_name="f"} 90.0
+evergreen_request_total{endpoint="/predict",http_response_code="500",service_name="f"} 10.0
+evergreen_request_total{endpoint="/readyz",http_response_code="200",service_name="f"} 7.0
+# TYPE evergreen_request_duration_seconds histogram
+evergreen_request_duration_seconds_bucket{endpoint="/predict",code="200",le="0.01"} 50.0
+evergreen_request_duration_seconds_bucket{endpoint="/predict",code="200",le="0.1"} 90.0
+evergreen_request_duration_seconds_bucket{endpoint="/predict",code="200",le="+Inf"} 90.0
+evergreen_request_duration_seconds_bucket{endpoint="/predict",code="500",le="0.01"} 0.0
+evergreen_request_duration_seconds_bucket{endpoint="/predict",code="500",le="0.1"} 0.0
+evergreen_request_duration_seconds_bucket{endpoint="/predict",code="500",le="+Inf"} 10.0
+evergreen_request_duration_seconds_count{endpoint="/predict",http_response_code="200"} 90.0
+evergreen_request_duration_seconds_sum{endpoint="/predict",http_response_code="200"} 2.0
+# TYPE evergreen_request_in_progress gauge
+evergreen_request_in_progress{endpoint="/predict",service_name="f"} 3.0
+"""
+
+
+def test_metrics_of_the_predict_endpoint_only():
+    stats = parse_metrics(METRICS)
+    assert (stats.requests, stats.errors, stats.in_progress) == (100.0, 10.0, 3.0)
+    assert stats.buckets == {0.01: 50.0, 0.1: 90.0, float("inf"): 100.0}
+    assert stats.error_rate == pytest.approx(0.1)
+    # The 50th request is the last one of the first bucket; the 99th is in +Inf: its lower bound.
+    assert stats.quantile_ms(0.5) == pytest.approx(10.0)
+    assert stats.quantile_ms(0.7) == pytest.approx(10 + 90 * (70 - 50) / 40)
+    assert stats.quantile_ms(0.99) == pytest.approx(100.0)
+
+
+def test_window_deltas_and_counter_restarts():
+    before = EndpointStats(100, 10, {0.1: 100.0})
+    after = EndpointStats(150, 10, {0.1: 150.0})
+    assert after.since(before).requests == 50 and after.since(before).errors == 0
+    restarted = EndpointStats(20, 1, {0.1: 20.0})
+    assert restarted.since(before) == restarted  # counters went down: the replica restarted
+    assert np.isnan(histogram_quantile({}, 0.99))
+
+
+def window(requests=100, errors=0, p99=20.0, version="new"):
+    return RevisionWindow("r", version, requests, errors, p99)
+
+
+def test_verdicts_on_errors_latency_and_scores():
+    policy = AnalysisPolicy(max_error_rate=0.01, max_p99_ms=100, p99_factor=2)
+    assert judge(window(), window(version="old"), None, policy, 3).passed
+    erring = judge(window(errors=5), window(version="old"), None, policy, 3)
+    assert not erring.passed and "error rate 5.0%" in erring.reasons[0]
+    # Slow for everyone (the machine) is not the canary's fault; slow on its own is.
+    assert judge(window(p99=300), window(p99=200, version="old"), None, policy, 3).passed
+    slow = judge(window(p99=300), window(p99=20, version="old"), None, policy, 3)
+    assert not slow.passed and "p99 300 ms" in slow.reasons[0]
+    few = judge(window(requests=3), None, None, policy, 3)
+    assert few.passed and "only 3 canary requests" in few.notes[0]
+
+
+def test_score_comparison_fails_a_shifted_model_only():
+    rng = np.random.default_rng(0)
+    baseline = rng.beta(2, 5, 400)
+    policy = AnalysisPolicy()
+    same = compare_scores(list(rng.beta(2, 5, 60)), list(baseline), policy, "prediction log")
+    shifted = compare_scores(list(rng.beta(2, 5, 60) + 0.3), list(baseline), policy, "probe")
+    assert same.passed and not shifted.passed
+    assert shifted.ks_statistic > 0.5 and shifted.psi > 1.0 and same.psi < shifted.psi
+    verdict = judge(window(), window(version="old"), shifted, policy, 3)
+    assert not verdict.passed and "score distribution differs from old" in verdict.reasons[0]
+    assert psi(baseline, baseline) == pytest.approx(0.0)
+
+
+def revision(name, weight, ready=(True,), phase=READY):
+    spec = RevisionSpec(serve_target="s:S", model_version=name, source="x")
+    base = 9000 + 10 * sum(map(ord, name))
+    replicas = [
+        ReplicaState(index=i, port=base + i, log="", started_at="", ready=r)
+        for i, r in enumerate(ready)
+    ]
+    return RevisionState(name, spec, "process", "", weight, phase=phase, replicas=replicas)
+
+
+def test_router_weights_are_small_integers_split_over_ready_replicas():
+    state = ServingState(revisions={"old": revision("old", 90, (True, True)),
+                                    "new": revision("new", 10)})  # fmt: skip
+    assert [u.weight for u in replica_weights(state)] == [9, 9, 2]
+    state.revisions["old"].replicas[1].ready = False  # dead: its share goes to its sibling
+    assert [u.weight for u in replica_weights(state)] == [9, 0, 1]
+    state.revisions["old"].replicas[0].ready = False  # the weighted revision is all down
+    assert [u.weight for u in replica_weights(state)] == [0, 0, 1]
+    state.revisions["new"].weight, state.revisions["old"].weight = 0, 100
+    assert [u.weight for u in replica_weights(state)] == [0, 0, 1]  # serve, not fail
+
+
+def caddy_accepts(config: dict, tmp_path) -> subprocess.CompletedProcess:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    cmd = [str(caddy.caddy_binary()), "validate", "--config", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_caddy_validates_the_router_and_edge_configurations(tmp_path):
+    policy = caddy.RouterPolicy()
+    upstreams = [caddy.Upstream("127.0.0.1:9001", 9), caddy.Upstream("127.0.0.1:9002", 1)]
+    router = caddy.router_config(20190, "127.0.0.1:18080", upstreams, policy)
+    handler = router["apps"]["http"]["servers"]["router"]["routes"][0]["handle"][0]
+    assert handler["load_balancing"]["selection_policy"] == {
+        "policy": "weighted_round_robin",
+        "weights": [9, 1],
+    }
+    assert handler["health_checks"]["active"]["uri"] == "/readyz"
+    assert router["admin"]["listen"] == "127.0.0.1:20190"
+    edge = caddy.edge_config(20191, "127.0.0.1:8080", "127.0.0.1:18080", policy)
+    empty = caddy.router_config(20190, "127.0.0.1:18080", [], policy)
+    for config in (router, edge, empty):
+        done = caddy_accepts(config, tmp_path)
+        assert done.returncode == 0, done.stderr[-500:]
+    broken = json.loads(json.dumps(router).replace('"weighted_round_robin"', '"weighted_rr"'))
+    assert caddy_accepts(broken, tmp_path).returncode != 0
+
+
+def test_rollout_tables_are_append_only(tmp_path):
+    settings = rollout_settings(tmp_path / "home")
+    with rollout_ledger(settings) as conn:
+        rollout_id = insert_rollout(
+            conn, kind="canary", target="process", revision="r0001", model_version="v1",
+            source="x", from_revision=None, from_model_version=None, config={}, actor="t",
+            reason="test",
+        )  # fmt: skip
+        insert_step(conn, rollout_id, "started", {"r0001": 0}, "ok", "")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("UPDATE rollout_steps SET outcome = 'failed'")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("DELETE FROM rollouts")
+
+
+def test_one_rollout_at_a_time(tmp_path):
+    settings = rollout_settings(tmp_path / "home")
+    with (
+        rollout_lock(settings),
+        pytest.raises(RolloutBusyError, match="in progress"),
+        rollout_lock(settings, wait_s=0.2),
+    ):
+        pass
+    with rollout_lock(settings):  # released
+        pass
+
+
+@pytest.mark.parametrize("steps", [(10, 50), (50, 10, 100), (0, 100), ()])
+def test_canary_steps_must_rise_to_100(steps):
+    with pytest.raises(ValueError, match="rise strictly"):
+        Canary(steps=steps)
+
+
+def test_kubernetes_manifests_validate_against_their_schemas(tmp_path):
+    spec = fixture_spec("fraud_detector:abc")
+    deployment, service = deployment_manifests(spec, "registry.local/fraud_detection:abc")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] > 10
+    rollout = rollout_manifests(spec, "registry.local/fraud_detection:abc")
+    steps = rollout[0]["spec"]["strategy"]["canary"]["steps"]
+    assert [s["setWeight"] for s in steps if "setWeight" in s] == [10, 50, 100]
+    assert validate_manifests([deployment, service, *rollout]) == []
+    # A misspelt field fails each validator (Kubernetes' strict schemas; the vendored CRD).
+    deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavialable"] = 0
+    rollout[0]["spec"]["strategy"]["canary"]["steps"].append({"setWieght": 20})
+    service["spec"]["ports"][0]["port"] = "eighty"
+    errors = validate_manifests([deployment, service, rollout[0]])
+    assert len(errors) == 3 and "maxUnavialable" in errors[0] and "setWieght" in errors[2]
+    paths = render_manifests(spec, "img:1", tmp_path / "k8s")
+    assert sorted(paths) == ["deployment", "rollout"] and paths["rollout"].read_text()
+
+
+def test_container_target_commands(tmp_path):
+    settings = rollout_settings(tmp_path / "home")
+    target = ContainerTarget(image="localhost/fraud_detection:abc", engine="podman")
+    spec = fixture_spec("fraud_detector:abc")
+    run = target.run_command(settings, "r0003", spec, 1, 41234)
+    assert run[:3] == ["podman", "run", "--detach"]
+    assert run[run.index("--publish") + 1] == "127.0.0.1:41234:3000"
+    assert "FIXTURE_MODEL_VERSION=fraud_detector:abc" in run and run[-1] == target.image
+    replica = ReplicaState(0, 41234, "", "", container="evergreen-r0003-1")
+    assert target.stop_command(replica, 15) == [
+        "podman", "stop", "--time", "15", "evergreen-r0003-1"
+    ]  # fmt: skip
+    usable, why = engine_available()
+    assert isinstance(usable, bool) and why  # here: a docker client without an engine
