@@ -11,13 +11,21 @@ from dagster import (
     apply_freshness_policy,
 )
 
+from assets.deployment import deployment
 from assets.evaluation import evaluation_report, promotion_decision
 from assets.feature_store import feature_definitions, online_features, training_set
 from assets.features import customer_spending_features, terminal_risk_features
 from assets.models import candidate_model
 from assets.raw_data import raw_labels, raw_transactions
+from assets.serving import bento, live_predictions, serves_like_offline
 from evergreen.resources import EvergreenResource
+from sensors.deploy_sensor import deploy_sensor
+from sensors.drift_sensor import drift_sensor
+from sensors.jobs import deploy_job, retrain_job
 from sensors.landing_sensor import landing_zone_sensor
+from sensors.performance_sensor import performance_sensor
+from sensors.promotion_watch import promotion_watch
+from sensors.retrain_schedule import retrain_floor_sensor
 
 # Automation conditions act only while a sensor evaluates them: on by default, as landing is.
 automation_sensor = AutomationConditionSensorDefinition(
@@ -61,7 +69,20 @@ defs = Definitions(
         candidate_model,
         evaluation_report,
         promotion_decision,
+        live_predictions,
+        bento,
+        deployment,
     ],
-    sensors=[landing_zone_sensor, automation_sensor],
+    asset_checks=[serves_like_offline],
+    jobs=[retrain_job, deploy_job],
+    sensors=[
+        landing_zone_sensor,
+        automation_sensor,
+        drift_sensor,
+        performance_sensor,
+        retrain_floor_sensor,
+        promotion_watch,
+        deploy_sensor,
+    ],
     resources={"evergreen": EvergreenResource()},
 ).map_asset_specs(func=_freshness)

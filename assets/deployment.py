@@ -65,9 +65,10 @@ def _validated_bento(context: AssetExecutionContext) -> str:
         AssetCheckExecutionRecordStatus,
     )
 
-    event = context.instance.get_latest_materialization_event(BENTO)
-    if event is None or event.asset_materialization is None:
+    records = context.instance.fetch_materializations(BENTO, limit=1).records
+    if not records or records[0].asset_materialization is None:
         raise Failure("No bento has been built: materialize `bento` first.")
+    event = records[0]  # an EventLogRecord: it carries the storage id the check points at
     bento_tag = event.asset_materialization.metadata["bento_tag"].value
     storage = context.instance.event_log_storage
     record = storage.get_latest_asset_check_execution_by_key([INFRA_VALIDATION]).get(
@@ -131,6 +132,22 @@ def _rollout_metadata(settings, rollout, duration_s: float, serving_url: str) ->
     }
 
 
+def _restore_serving_champion(settings, rollout, why: str) -> None:
+    """A champion that failed its rollout is rejected and the model still serving is champion
+    again, so the ledger says what serves (and the deploy sensor does not retry forever)."""
+    from evergreen.models.ledger import ModelStatus
+    from evergreen.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    champion = registry.champion()
+    previous = rollout.from_model_version if rollout else None
+    if champion is None or previous is None or champion.tag != rollout.model_version:
+        return
+    reason = f"rollout {rollout.id} of {champion.tag} failed: {why}"
+    registry.set_status(previous, ModelStatus.CHAMPION, ACTOR, reason)
+    registry.set_status(champion.tag, ModelStatus.REJECTED, ACTOR, reason)
+
+
 @asset(
     deps=[BENTO],
     kinds={"caddy", "bentoml"},
@@ -164,6 +181,7 @@ def deployment(
     except RolloutFailed as failure:
         with rollout_ledger(settings) as conn:
             rollout = get_rollout(conn, failure.rollout_id)
+        _restore_serving_champion(settings, rollout, str(failure))
         url = controller.supervisor.serving_url()
         raise Failure(
             description=f"{spec.source} was not deployed: {failure}. The previous revision "

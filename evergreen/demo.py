@@ -1,176 +1,143 @@
-"""``make demo``: the main job end to end on the embedded defaults, headless, with a summary."""
+"""``make demo``: the whole loop, headless, on the embedded defaults.
+
+A simulated bank's history is ingested, turned into features, a first model is trained, gated,
+built and rolled out behind the router. Then new days arrive while a bounded load loop keeps
+paying through the router: a concept and covariate drift starts, the sensors find it, the
+retrain policy lets a retrain through, the gate decides and a canary rolls the winner out. The
+sensors and automation conditions are the code location's own, evaluated in-process on the
+same Dagster instance the UI reads (``evergreen.loop.driver``), so ``make ui`` shows it all.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import shutil
 import time
-from collections import Counter
+from dataclasses import dataclass, field
 
 from dagster import DagsterInstance
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from evergreen.instance import ensure_instance
-from evergreen.runs import PartitionOutcome, materialize_partitions
 from evergreen.settings import EvergreenSettings
 
 DEMO_MARKER = ".evergreen-demo"
 
 
-def demo_config(settings: EvergreenSettings, days: int = 60):
-    """The embedded defaults: a small bank, two months, two bad deliveries to show the checks."""
-    from evergreen.simulator import BadData, SimulatorConfig
+@dataclass(frozen=True)
+class DemoPlan:
+    """How big the simulated world is and how the live stretch goes."""
 
-    start = settings.start_date
-    return SimulatorConfig(
-        customers=2000,
-        terminals=4000,
-        start=start,
-        days=days,
-        seed=settings.seed,
-        label_delay_days=settings.label_delay_days,
-        bad_data=[
-            BadData(kind="repeated_file", date=start + dt.timedelta(days=days // 3)),
-            BadData(kind="negative_amounts", date=start + dt.timedelta(days=2 * days // 3)),
-        ],
-    )
+    customers: int = 1000
+    terminals: int = 2000
+    history_days: int = 35
+    live_days: int = 10
+    drift_after: int = 3  # live days before the drift starts
+    replay_per_day: int = 400
+    replay_rate: float = 40.0
+    heartbeat_rate: float = 5.0
+    canary_steps: tuple[int, ...] = (25, 100)
+    canary_step_seconds: float = 6.0
+
+    @classmethod
+    def quick(cls) -> DemoPlan:
+        """The shortened loop the end-to-end test runs."""
+        return cls(
+            customers=300,
+            terminals=600,
+            history_days=16,
+            live_days=4,
+            drift_after=1,
+            replay_per_day=120,
+            canary_step_seconds=2.0,
+        )
+
+    def deploy_config(self, strategy: str) -> dict:
+        """Run config of the ``deploy`` job: one replica a revision, short analysis steps."""
+        config = {
+            "strategy": strategy,
+            "canary_steps": list(self.canary_steps),
+            "step_seconds": self.canary_step_seconds,
+            "keep_previous_seconds": 2.0,
+            "warmup_requests": 5,
+            "replicas": 1,
+            # A model retrained on drifted data scores differently from the one it replaces:
+            # that is the point. The canary still fails on errors, latency or a gross shift.
+            "max_ks_statistic": 0.8,
+        }
+        return {"ops": {"deployment": {"config": config}}}
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did, for the closing table and the tests."""
+
+    frozen_model: str = ""
+    day_log: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    requests: int = 0
+    scores: list = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    rollouts: dict[str, int] = field(default_factory=dict)
+    triggers: dict[str, int] = field(default_factory=dict)
 
 
 def reset_state(settings: EvergreenSettings) -> None:
-    """Clear a previous demo's data; refuse to touch a landing zone the demo did not make."""
+    """Clear a previous demo's state; refuse to touch a home the demo did not make."""
     landing = settings.landing_dir
     if landing.exists() and any(landing.iterdir()) and not (settings.home / DEMO_MARKER).exists():
         raise SystemExit(
             f"{landing} holds data the demo did not create; set EVERGREEN_HOME to an "
             "empty folder to run the demo."
         )
-    for path in (landing, settings.quarantine_dir, settings.warehouse_path.parent):
+    _stop_serving(settings)
+    for path in (
+        landing,
+        settings.quarantine_dir,
+        settings.warehouse_path.parent,
+        settings.features_dir,
+        settings.feast_dir,
+        settings.training_sets_dir,
+        settings.registry_dir,
+        settings.reports_dir,
+        settings.predictions_dir,
+        settings.serving_dir,
+        settings.home / "demo",
+        settings.dagster_home,
+    ):
         shutil.rmtree(path, ignore_errors=True)
     settings.ensure_dirs()
     (settings.home / DEMO_MARKER).write_text("made by `evergreen demo`\n")
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+def _stop_serving(settings: EvergreenSettings) -> None:
+    if settings.serving_dir.exists():
+        from evergreen.rollout.controller import RolloutController
+
+        RolloutController(settings).stop()
 
 
-def _ingest(
-    settings: EvergreenSettings, keys: list[str], console: Console, instance
-) -> list[PartitionOutcome]:
-    from assets.raw_data import raw_labels, raw_transactions
+def run_demo(settings: EvergreenSettings, plan: DemoPlan, console: Console) -> DemoSummary:
+    """Run the loop end to end; serving is stopped at the end (``evergreen serve`` restarts)."""
+    from evergreen.loop.demo_steps import DemoRun
 
-    with _progress(console) as progress:
-        task = progress.add_task("Ingesting daily partitions", total=2 * len(keys))
-        return materialize_partitions(
-            [raw_transactions, raw_labels],
-            keys,
-            settings,
-            instance=instance,
-            on_outcome=lambda _: progress.advance(task),
-        )
-
-
-def _features(
-    settings: EvergreenSettings, keys: list[str], console: Console, instance
-) -> list[PartitionOutcome]:
-    """Feature tables for every day, then Feast apply, the newest day online, one training set."""
-    from assets.feature_store import feature_definitions, online_features, training_set
-    from assets.features import customer_spending_features, terminal_risk_features
-
-    tables = [customer_spending_features, terminal_risk_features]
-    with _progress(console) as progress:
-        task = progress.add_task("Computing feature tables", total=len(tables) * len(keys) + 3)
-        advance = lambda _: progress.advance(task)  # noqa: E731
-        run = lambda assets, parts: materialize_partitions(  # noqa: E731
-            assets, parts, settings, instance=instance, on_outcome=advance
-        )
-        return (
-            run(tables, keys)
-            + run([feature_definitions], [None])
-            + run([online_features, training_set], [keys[-1]])
-        )
-
-
-def features_table(outcomes: list[PartitionOutcome]) -> Table:
-    """What the feature layer produced: per asset, its last run and whether all its runs passed."""
-    last = {o.asset: o for o in outcomes}
-    ok = {name: all(o.success for o in outcomes if o.asset == name) for name in last}
-    table = Table(title="Features")
-    for col in ("asset", "ok", "rows", "detail"):
-        table.add_column(col)
-    details = {
-        "feature_definitions": lambda m: f"version {m.get('definitions_version', '?')}",
-        "training_set": lambda m: (
-            f"window {m.get('window', '?')}, label share "
-            f"{m.get('label_share', 0):.2%}, fingerprint {m.get('fingerprint', '?')}"
-        ),
-    }
-    for name, o in last.items():
-        detail = details.get(name, lambda m: "")(o.metadata)
-        rows = o.metadata.get("dagster/row_count", "")
-        table.add_row(name, "yes" if ok[name] else "NO", f"{rows:,}" if rows != "" else "", detail)
-    return table
-
-
-def summary_table(outcomes: list[PartitionOutcome]) -> Table:
-    """Per asset: partitions, rows loaded and quarantined, checks failed."""
-    table = Table(title="Raw ingestion")
-    for col in ("asset", "partitions", "rows loaded", "rows quarantined", "failed checks"):
-        table.add_column(col, justify="right" if col != "asset" else "left")
-    for asset in sorted({o.asset for o in outcomes}):
-        mine = [o for o in outcomes if o.asset == asset]
-        loaded = sum(o.metadata.get("dagster/row_count", 0) for o in mine)
-        quarantined = sum(o.metadata.get("rows_quarantined", 0) for o in mine)
-        failed = Counter(c for o in mine for c in o.failed_checks)
-        failures = ", ".join(f"{c} x{n}" for c, n in sorted(failed.items())) or "none"
-        table.add_row(asset, str(len(mine)), f"{loaded:,}", f"{quarantined:,}", failures)
-    return table
-
-
-def run_demo(settings: EvergreenSettings, days: int = 60, console: Console | None = None) -> int:
-    """Simulate, ingest and check, build features and a training set; print what happened.
-
-    Returns the process exit code."""
-    from evergreen.simulator import simulate
-
-    console = console or Console()
-    began = time.monotonic()
     reset_state(settings)
-    config = demo_config(settings, days)
-    console.print(
-        f"[bold]Simulating[/] {config.days} days, {config.customers:,} customers, "
-        f"{config.terminals:,} terminals into {settings.landing_dir}"
-    )
-    simulate(config, settings.landing_dir)
-    keys = [(config.start + dt.timedelta(days=i)).isoformat() for i in range(config.days)]
     ensure_instance(settings)
-    with DagsterInstance.get() as instance:  # one instance for every run, as the UI will see it
-        outcomes = _ingest(settings, keys, console, instance)
-        features = _features(settings, keys, console, instance)
-    console.print(summary_table(outcomes))
-    console.print(features_table(features))
-    for o in outcomes:
-        for check, why in o.failed_checks.items():
-            console.print(f"  [yellow]{o.asset} {o.partition} {check}[/]: {why}")
-    reconciled = all(
-        o.metadata.get("rows_landed", 0)
-        == o.metadata.get("dagster/row_count", 0) + o.metadata.get("rows_quarantined", 0)
-        for o in outcomes
-    )
-    console.print(
-        f"Rows reconciled (landed = loaded + quarantined) in every partition: "
-        f"{'yes' if reconciled else 'NO'}"
-    )
-    console.print(
-        f"Done in {time.monotonic() - began:.0f} s. State: {settings.home}. "
-        "See it in the UI: make ui"
-    )
-    return 0 if reconciled and all(o.success for o in features) else 1
+    run = DemoRun(settings, plan, DagsterInstance.get(), console)
+    began = time.perf_counter()
+    try:
+        run.simulate()
+        run.history()
+        run.first_model()
+        run.live()
+        run.labels_mature()
+        summary = run.summary()
+    finally:
+        _stop_serving(settings)
+    console.print(f"[bold]Demo done[/] in {time.perf_counter() - began:,.0f} s.")
+    return summary
+
+
+def drift_day(settings: EvergreenSettings, plan: DemoPlan) -> dt.date:
+    """The first day of the drift scenario."""
+    return settings.start_date + dt.timedelta(days=plan.history_days + plan.drift_after)

@@ -73,7 +73,10 @@ def landing_zone_sensor(context: SensorEvaluationContext, evergreen: EvergreenRe
     changed = changed_partitions(previous, current)
     for feed, day in _days_without_labels(context, changed):
         changed[(feed, day)] = []
-    for (feed, day), files in sorted(changed.items()):
+    # Day by day, transactions before labels: a label refers to a transaction already loaded.
+    for (feed, day), files in sorted(
+        changed.items(), key=lambda kv: (kv[0][1], kv[0][0] != "transactions")
+    ):
         if day not in valid:
             skipped.append(f"{feed}/{day}")
             continue

@@ -1,25 +1,45 @@
-"""`make demo` in a shortened form: simulate, ingest behind the checks, summarize."""
+"""`make demo` in its shortened form: the whole loop with a real router, real bento replicas,
+the code location's own sensors, a drift, and zero failed requests."""
+
+import socket
 
 import pytest
 from rich.console import Console
 
-from evergreen.demo import run_demo
+from evergreen.demo import DemoPlan, run_demo
 from evergreen.settings import EvergreenSettings
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.e2e
-def test_demo_runs_end_to_end_and_reconciles(tmp_path, monkeypatch):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    settings = EvergreenSettings(home=tmp_path / "home")
+def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    settings = EvergreenSettings(
+        home=tmp_path / "home",
+        label_delay_days=3,
+        training_window_days=10,
+        evaluation_days=3,
+        validation_days=2,
+        serve_port=_free_port(),
+        router_admin_port=_free_port(),
+    )
     console = Console(record=True, width=200)
 
-    assert run_demo(settings, days=15, console=console) == 0
+    summary = run_demo(settings, DemoPlan.quick(), console)
 
+    assert summary.failed_requests == []
+    assert summary.requests > 100
+    assert summary.statuses.get("champion", 0) >= 1
+    assert summary.rollouts.get("completed", 0) >= 1
+    assert any(key.startswith("drift") for key in summary.triggers)  # the drift was seen
+    assert [s.period.name for s in summary.scores][0] == "before the drift"
+    assert all(s.served_ap is not None for s in summary.scores[:1])
     text = console.export_text()
-    assert "Rows reconciled (landed = loaded + quarantined) in every partition: yes" in text
-    assert "exact copy of part-0.parquet" in text  # the demo's repeated file, set aside
-    assert "value_ranges" in text  # the demo's negative amounts, caught
-    assert list((tmp_path / "dagster").glob("dagster.yaml"))
-    for asset in ("customer_spending_features", "feature_definitions", "training_set"):
-        assert asset in text
-    assert list((tmp_path / "home").rglob("training_set.parquet"))
+    assert "Average precision, served vs frozen" in text
+    assert "failed requests" in text
+    assert not list((tmp_path / "home" / "serving").rglob("*.pid"))  # serving was stopped

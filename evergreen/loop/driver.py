@@ -37,6 +37,7 @@ class RequestedRun:
     success: bool
     run_id: str
     failed_checks: dict[str, str] = field(default_factory=dict)
+    job: str = ""
 
 
 class LoopDriver:
@@ -48,12 +49,15 @@ class LoopDriver:
         instance: DagsterInstance,
         settings: EvergreenSettings,
         sensors: list[str] | None = None,
+        job_run_config: dict[str, dict] | None = None,
     ):
         self.defs = defs
         self.instance = instance
         self.resources = {"evergreen": EvergreenResource(home=str(settings.home))}
         self.sensor_cursors: dict[str, str | None] = {}
         self.automation_cursor = None
+        # Run config per job name, as a deployment's launchpad config would set it.
+        self.job_run_config = job_run_config or {}
         self.sensors = [
             s
             for s in defs.sensors or []
@@ -61,6 +65,17 @@ class LoopDriver:
             and (sensors is None or s.name in sensors)
         ]
         self.assets = [a for a in defs.assets or [] if hasattr(a, "keys")]
+
+    def settle(self) -> None:
+        """Take the current state as automation's starting point (nothing is requested for
+        what already happened, e.g. a backfill just done)."""
+        self._evaluate_automation_cursor_only()
+
+    def _evaluate_automation_cursor_only(self) -> None:
+        result = evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
+        )
+        self.automation_cursor = result.cursor
 
     def tick(self) -> list[RequestedRun]:
         """One pass: each sensor once, then automation until nothing more is requested."""
@@ -72,6 +87,13 @@ class LoopDriver:
             if not requested:
                 return runs
             runs += requested
+
+    def run_job(
+        self, name: str, partition: str | None, run_config: dict | None = None, source: str = ""
+    ) -> RequestedRun:
+        """Run a job by hand (as a person would from the UI's launchpad)."""
+        request = RunRequest(job_name=name, partition_key=partition, run_config=run_config or {})
+        return self._run(source or f"manual: {name}", request)
 
     def _evaluate_sensor(self, sensor) -> list[RequestedRun]:
         context = build_sensor_context(
@@ -105,6 +127,7 @@ class LoopDriver:
         if not request.asset_selection:
             job = self.defs.resolve_job_def(request.job_name)
             result = job.execute_in_process(
+                run_config=_quiet(request.run_config or self.job_run_config.get(request.job_name)),
                 instance=self.instance,
                 partition_key=request.partition_key,
                 tags=tags,
@@ -116,7 +139,9 @@ class LoopDriver:
             selection = list(request.asset_selection or [])
             result = self._materialize(selection, request.partition_key, tags)
             keys = [k.to_user_string() for k in selection]
-        return _requested_run(source, keys, request.partition_key, result)
+        run = _requested_run(source, keys, request.partition_key, result)
+        run.job = request.job_name if not request.asset_selection else ""
+        return run
 
     def _materialize(self, keys: list[AssetKey], partition: str | None, tags: dict):
         return materialize(
@@ -127,6 +152,7 @@ class LoopDriver:
             resources=self.resources,
             tags=tags,
             raise_on_error=False,
+            run_config=_quiet(None),
         )
 
     def _evaluate_automation(self) -> list[RequestedRun]:
@@ -149,6 +175,11 @@ class LoopDriver:
                 _requested_run("automation", [k.to_user_string() for k in keys], partition, result)
             )
         return runs
+
+
+def _quiet(run_config: dict | None) -> dict:
+    """The run's step logs stay in the instance (the UI shows them); the terminal gets warnings."""
+    return {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _requested_run(source: str, keys: list[str], partition: str | None, result) -> RequestedRun:

@@ -34,6 +34,9 @@ def test_first_tick_requests_every_landed_partition(settings, instance):
     # No label file lands before the delay: those days are requested as empty label days.
     assert ("raw_labels", day(0).isoformat()) in requested
     assert len(requested) == len({r.run_key for r in result.run_requests})
+    # Runs go day by day, transactions first: labels refer to transactions already loaded.
+    order = [(r.partition_key, r.asset_selection[0].to_user_string()) for r in result.run_requests]
+    assert order == sorted(order, key=lambda o: (o[0], o[1] != "raw_transactions"))
 
 
 def test_nothing_new_means_no_run(settings, instance):

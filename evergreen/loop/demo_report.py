@@ -1,0 +1,106 @@
+"""The demo's closing summary: models, rollouts, retrain triggers, AP by period, failed requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from evergreen.loop.scorecard import Period, score_periods
+
+
+def collect(run) -> None:
+    """Fill ``run.summary_data`` from the ledger, the retrain record and the warehouse."""
+    from evergreen.loop.policy import RetrainGovernor
+    from evergreen.models.registry import ModelRegistry
+    from evergreen.rollout.records import list_rollouts, rollout_ledger
+
+    summary, settings = run.summary_data, run.settings
+    registry = ModelRegistry(settings)
+    summary.statuses = dict(Counter(e.status.value for e in registry.history()))
+    summary.statuses["trained"] = len(registry.records())
+    with rollout_ledger(settings) as conn:
+        summary.rollouts = dict(Counter(r.status for r in list_rollouts(conn, limit=1000)))
+    summary.triggers = dict(
+        Counter(f"{t['kind']} {t['outcome']}" for t in RetrainGovernor(settings).history())
+    )
+    summary.scores = score_periods(settings, _periods(run), summary.frozen_model)
+
+
+def _periods(run) -> list[Period]:
+    """Before the drift; the drift served by the frozen model; the drift after a retrain served."""
+    from evergreen.loop.live_data import served_days
+    from evergreen.warehouse import connect
+
+    first = run.world.day(run.plan.history_days)
+    last = run.world.day(run.plan.history_days + run.plan.live_days - 1)
+    with connect(run.settings.warehouse_path, read_only=True) as conn:
+        frozen_days = set(served_days(conn, run.summary_data.frozen_model))
+    drift = run.drift_day
+    retrained = [
+        first + dt.timedelta(days=i)
+        for i in range((last - first).days + 1)
+        if first + dt.timedelta(days=i) >= drift and first + dt.timedelta(days=i) not in frozen_days
+    ]
+    periods = [Period("before the drift", first, drift - dt.timedelta(days=1))]
+    if retrained:
+        periods.append(
+            Period("drift, before a retrain served", drift, retrained[0] - dt.timedelta(days=1))
+        )
+        periods.append(Period("drift, after the retrain", retrained[0], last))
+    else:
+        periods.append(Period("drift (no retrained model served)", drift, last))
+    return [p for p in periods if p.first_day <= p.last_day]
+
+
+def print_summary(summary, console: Console) -> None:
+    """The closing tables."""
+    models = Table(title="Models and rollouts")
+    models.add_column("what")
+    models.add_column("count", justify="right")
+    for key, value in sorted(summary.statuses.items()):
+        models.add_row(f"models {key}", str(value))
+    for key, value in sorted(summary.rollouts.items()):
+        models.add_row(f"rollouts {key}", str(value))
+    for key, value in sorted(summary.triggers.items()):
+        models.add_row(f"retrain triggers: {key}", str(value))
+    models.add_row("requests through the router", f"{summary.requests:,}")
+    models.add_row("failed requests", str(len(summary.failed_requests)))
+    console.print(models)
+    console.print(_ap_table(summary))
+    for failure in summary.failed_requests[:10]:
+        console.print(f"[red]failed:[/] {failure}")
+
+
+def _ap_table(summary) -> Table:
+    table = Table(
+        title=f"Average precision, served vs frozen at the start ({summary.frozen_model})"
+    )
+    for column in (
+        "period",
+        "days",
+        "transactions",
+        "frauds",
+        "served AP",
+        "frozen AP",
+        "served by",
+    ):
+        table.add_column(column)
+    for score in summary.scores:
+        period = score.period
+        table.add_row(
+            period.name,
+            f"{period.first_day}..{period.last_day}",
+            f"{score.transactions:,}",
+            str(score.frauds),
+            _fmt(score.served_ap),
+            _fmt(score.frozen_ap),
+            score.served_models,
+        )
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

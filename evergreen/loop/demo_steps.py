@@ -1,0 +1,155 @@
+"""The demo's steps, one method each: simulate, history, first model, live days, labels, summary."""
+
+from __future__ import annotations
+
+import random
+
+from dagster import DagsterInstance
+
+from evergreen.loop.driver import LoopDriver, RequestedRun
+from evergreen.loop.world import SimulatedWorld
+from evergreen.settings import EvergreenSettings
+
+
+class DemoRun:
+    """One demo: the simulated world, the headless daemon and what happened."""
+
+    def __init__(self, settings: EvergreenSettings, plan, instance: DagsterInstance, console):
+        from definitions import defs
+        from evergreen.demo import DemoSummary, drift_day
+        from evergreen.simulator import SimulatorConfig
+
+        self.settings, self.plan, self.console = settings, plan, console
+        self.instance = instance
+        self.drift_day = drift_day(settings, plan)
+        days = plan.history_days + plan.live_days + settings.label_delay_days + 1
+        config = SimulatorConfig(
+            customers=plan.customers,
+            terminals=plan.terminals,
+            start=settings.start_date,
+            days=days,
+            seed=settings.seed,
+            label_delay_days=settings.label_delay_days,
+            concept_drift_start=self.drift_day,
+            covariate_drift_start=self.drift_day,
+        )
+        self.world = SimulatedWorld(settings, config)
+        self.defs = defs
+        self.driver = LoopDriver(
+            defs, instance, settings, job_run_config={"deploy": plan.deploy_config("canary")}
+        )
+        self.summary_data = DemoSummary()
+        self.heartbeat = None
+
+    # Steps.
+
+    def simulate(self) -> None:
+        total = len(range(self.world.config.days))
+        with self._status(f"Simulating {total} days of {self.plan.customers:,} customers"):
+            self.world.generate()
+
+    def history(self) -> None:
+        """Land the history; the landing sensor ingests it; features are backfilled."""
+        from assets.feature_store import feature_definitions, online_features
+        from assets.features import customer_spending_features, terminal_risk_features
+        from evergreen.runs import materialize_partitions
+
+        days = [self.world.day(i) for i in range(self.plan.history_days)]
+        for day in days:
+            self.world.release(day)
+        with self._status(f"Landing sensor: ingesting {len(days)} days"):
+            self._report("history", self.driver.tick())
+        keys = [d.isoformat() for d in days]
+        with self._status("Backfilling the feature tables"):
+            features = [customer_spending_features, terminal_risk_features]
+            materialize_partitions(features, keys, self.settings, self.instance)
+        with self._status("Feast apply, newest day online"):
+            materialize_partitions([feature_definitions], [None], self.settings, self.instance)
+            materialize_partitions([online_features], keys[-1:], self.settings, self.instance)
+        self.driver.settle()
+
+    def first_model(self) -> None:
+        """Train, gate, build and roll out the first champion (blue-green from nothing)."""
+        cutoff = self.world.day(self.plan.history_days - 1).isoformat()
+        with self._status(f"Training the first model (cut-off {cutoff})"):
+            self._require(self.driver.run_job("retrain", cutoff, source="demo: first model"))
+        config = self.plan.deploy_config("blue-green")
+        with self._status("Building the bento, validating it and rolling it out"):
+            self._require(self.driver.run_job("deploy", None, config, source="demo: first deploy"))
+        from evergreen.models.registry import ModelRegistry
+        from evergreen.rollout.load import LoadLoop
+        from evergreen.rollout.supervisor import Supervisor
+
+        self.summary_data.frozen_model = ModelRegistry(self.settings).champion().tag
+        self.url = Supervisor(self.settings).serving_url()
+        self.heartbeat = LoadLoop(self.url, rate=self.plan.heartbeat_rate, threads=1).start()
+        self.console.print(f"Serving {self.summary_data.frozen_model} at {self.url}")
+
+    def live(self) -> None:
+        """Each new day: its payments through the router, then its files land and the sensors
+        and automation take it from there."""
+        from evergreen.loop.traffic import DayReplay
+
+        first = self.plan.history_days
+        for i in range(first, first + self.plan.live_days):
+            day = self.world.day(i)
+            sample = self._sample(self.world.transactions(day))
+            replay = DayReplay(self.url, sample, self.plan.replay_rate).start().join()
+            self.summary_data.requests += replay.sent
+            self.summary_data.failed_requests += replay.failed
+            self.world.release(day)
+            drift = " (drift)" if day >= self.drift_day else ""
+            with self._status(f"{day}{drift}: {replay.sent} payments served; the day lands"):
+                runs = self.driver.tick()
+            self._report(day.isoformat(), runs)
+
+    def labels_mature(self) -> None:
+        """The labels of the last live days land (no new payments), so every day is judged."""
+        from assets.raw_data import raw_labels
+        from evergreen.runs import materialize_partitions
+
+        first = self.plan.history_days + self.plan.live_days
+        days = [self.world.day(i) for i in range(first, first + self.settings.label_delay_days)]
+        for day in days:
+            self.world.release(day, feeds=("labels",))
+        with self._status(f"Labels of the last {len(days)} days mature"):
+            keys = [d.isoformat() for d in days]
+            materialize_partitions([raw_labels], keys, self.settings, self.instance)
+        samples = self.heartbeat.stop() if self.heartbeat else []
+        self.summary_data.requests += len(samples)
+        self.summary_data.failed_requests += [
+            f"heartbeat: HTTP {s.status} {s.error}" for s in self.heartbeat.failed(samples)
+        ]
+
+    def summary(self):
+        from evergreen.loop.demo_report import collect, print_summary
+
+        collect(self)
+        print_summary(self.summary_data, self.console)
+        return self.summary_data
+
+    # Helpers.
+
+    def _sample(self, transactions: list[dict]) -> list[dict]:
+        n = min(self.plan.replay_per_day, len(transactions))
+        chosen = sorted(random.Random(self.settings.seed).sample(range(len(transactions)), n))
+        return [transactions[i] for i in chosen]
+
+    def _report(self, label: str, runs: list[RequestedRun]) -> None:
+        """One line a day: how many runs, and what the loop's sensors set off."""
+        notable = [
+            f"{r.source} -> {r.job or ', '.join(r.assets)}: {'ok' if r.success else 'FAILED'}"
+            for r in runs
+            if r.source not in ("landing_zone_sensor", "automation")
+        ]
+        line = f"{label}: {len(runs)} runs" + (f"; {' | '.join(notable)}" if notable else "")
+        self.summary_data.day_log.append(line)
+        self.console.print(line, soft_wrap=True)
+
+    def _require(self, run: RequestedRun) -> None:
+        if not run.success:
+            checks = "; ".join(f"{k}: {v}" for k, v in run.failed_checks.items())
+            raise SystemExit(f"The demo's {run.source} run failed ({run.run_id}). {checks}")
+
+    def _status(self, text: str):
+        return self.console.status(f"[bold]{text}[/]…")

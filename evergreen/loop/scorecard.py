@@ -1,0 +1,68 @@
+"""How the loop did: average precision of what served, period by period, beside a model
+frozen at the start and scored offline on exactly the features serving logged."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from evergreen.settings import EvergreenSettings
+
+
+@dataclass(frozen=True)
+class Period:
+    """A named stretch of transaction days, inclusive."""
+
+    name: str
+    first_day: dt.date
+    last_day: dt.date
+
+
+@dataclass(frozen=True)
+class PeriodScore:
+    """Served and frozen AP over one period's matured transactions."""
+
+    period: Period
+    transactions: int
+    frauds: int
+    served_ap: float | None
+    frozen_ap: float | None
+    served_models: str
+
+
+def score_periods(
+    settings: EvergreenSettings, periods: list[Period], frozen_tag: str
+) -> list[PeriodScore]:
+    """AP of the served scores and of the frozen model's, per period (matured labels only)."""
+    from evergreen.loop.live_data import matured_predictions, newest_label_day
+    from evergreen.models.registry import ModelRegistry
+    from evergreen.warehouse import connect
+
+    frozen = ModelRegistry(settings).load(frozen_tag)
+    scores = []
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        labels_by = newest_label_day(conn)
+        for period in periods:
+            frame = matured_predictions(conn, period.first_day, period.last_day, labels_by)
+            scores.append(_score(period, _one_per_transaction(frame), frozen))
+    return scores
+
+
+def _one_per_transaction(frame: pd.DataFrame) -> pd.DataFrame:
+    """A transaction answered by two revisions (a canary's retry) counts once."""
+    return frame.drop_duplicates("transaction_id")
+
+
+def _score(period: Period, frame: pd.DataFrame, frozen) -> PeriodScore:
+    from sklearn.metrics import average_precision_score
+
+    frauds = int(frame["label"].sum()) if len(frame) else 0
+    if frauds == 0 or frauds == len(frame):
+        return PeriodScore(period, len(frame), frauds, None, None, "")
+    served = average_precision_score(frame["label"], frame["fraud_probability"])
+    frozen_ap = average_precision_score(frame["label"], frozen.predict_proba(frame))
+    counts = frame["model_version"].value_counts().items()
+    models = ", ".join(f"{tag.split(':')[-1][:8]} ({n})" for tag, n in counts)
+    return PeriodScore(period, len(frame), frauds, float(served), float(frozen_ap), models)
