@@ -33,12 +33,13 @@ WORKFLOW = [
     ("quarantine", "what the checks set aside, and why"),
     ("demo", "the whole loop in one go: data, models, serving, drift, retrain, canary"),
     ("ui", "Dagster on http://127.0.0.1:3000: assets, runs, checks"),
-    ("status", "what is served now, and how fresh it is"),
+    ("status", "what is served now, at which weights, since when"),
     ("models", "registered models and their status"),
     ("promote", "make a model the champion by hand"),
     ("reject", "keep a model from ever being served"),
     ("rollback", "serve the previous champion again"),
-    ("history", "what the loop did: retrains, gates, rollouts"),
+    ("history", "rollouts, or what served at a given time and why"),
+    ("retrains", "every retrain trigger, accepted or suppressed, and why"),
 ]
 DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
 # Dagster's notes about its own beta and preview APIs are for developers, not for this terminal.
@@ -152,6 +153,15 @@ def _register_rollout() -> None:
 
 
 _register_rollout()
+
+
+def _register_retrains() -> None:
+    from evergreen.commands.retrains import register
+
+    register(app)
+
+
+_register_retrains()
 
 
 @app.command()

@@ -117,3 +117,24 @@ def test_evergreen_debug_shows_the_traceback(tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert isinstance(result.exception, ValidationError)
+
+
+def test_retrains_lists_every_trigger_with_its_reason(home_env):
+    import datetime as dt
+
+    from evergreen.loop.policy import RetrainGovernor, Trigger
+
+    governor = RetrainGovernor(get_settings())
+    day = dt.datetime(2018, 5, 1, tzinfo=dt.UTC)
+    governor.consider(Trigger("drift", day, severity=0.5))
+    governor.consider(Trigger("schedule", day))
+
+    result = runner.invoke(app, ["retrains", "--json"])
+
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["kind"], r["outcome"]) for r in rows] == [
+        ("drift", "accepted"),
+        ("schedule", "suppressed"),
+    ]
+    assert "cooldown" in rows[1]["reason"]
