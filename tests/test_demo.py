@@ -18,16 +18,20 @@ def _free_port() -> int:
 
 @pytest.mark.e2e
 def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch):
+    # Assets read their settings from the environment (the resource only carries the home).
+    shortened = {
+        "HOME": str(tmp_path / "home"),
+        "LABEL_DELAY_DAYS": "3",
+        "TRAINING_WINDOW_DAYS": "10",
+        "EVALUATION_DAYS": "3",
+        "VALIDATION_DAYS": "2",
+        "SERVE_PORT": str(_free_port()),
+        "ROUTER_ADMIN_PORT": str(_free_port()),
+    }
+    for name, value in shortened.items():
+        monkeypatch.setenv(f"EVERGREEN_{name}", value)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
-    settings = EvergreenSettings(
-        home=tmp_path / "home",
-        label_delay_days=3,
-        training_window_days=10,
-        evaluation_days=3,
-        validation_days=2,
-        serve_port=_free_port(),
-        router_admin_port=_free_port(),
-    )
+    settings = EvergreenSettings()
     console = Console(record=True, width=200)
 
     summary = run_demo(settings, DemoPlan.quick(), console)
