@@ -66,6 +66,14 @@ class EvergreenSettings(BaseSettings):
     infra_validation_requests: int = Field(
         default=200, ge=10, description="Infra validation: recent transactions replayed."
     )
+    container_base_image: str | None = Field(
+        default=None,
+        description="Bento image base (e.g. a local python3.11 image); none: BentoML's default.",
+    )
+    container_wheels_dir: Path | None = Field(
+        default=None,
+        description="Wheels the bento image installs from, offline; none: it installs from PyPI.",
+    )
 
     # The continuous loop's monitors (sensors/): all counted in data days, not wall-clock time.
     drift_sample_rows: int = Field(

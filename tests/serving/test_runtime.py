@@ -1,0 +1,129 @@
+"""The serving pieces without a server: request parsing, readiness, dependency pins, start-up
+errors."""
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from pydantic import ValidationError
+
+from evergreen.serving.schemas import PredictRequest
+
+TX = {
+    "transaction_id": 1,
+    "customer_id": 2,
+    "terminal_id": 3,
+    "amount": 12.5,
+    "tx_datetime": "2018-04-12T10:00:00+02:00",
+    "region": "north_west",
+    "channel": "pos",
+    "card_type": "debit",
+}
+
+
+def test_one_transaction_is_a_batch_of_one_and_times_are_utc():
+    single = PredictRequest.model_validate_json(PredictRequest.model_validate(TX).model_dump_json())
+    naive = PredictRequest.model_validate({**TX, "tx_datetime": "2018-04-12T10:00:00"})
+
+    assert len(single.transactions) == 1
+    assert single.transactions[0].tx_datetime == dt.datetime(2018, 4, 12, 8, tzinfo=dt.UTC)
+    assert naive.transactions[0].tx_datetime == dt.datetime(2018, 4, 12, 10, tzinfo=dt.UTC)
+
+
+def test_an_empty_or_oversized_batch_is_refused():
+    with pytest.raises(ValidationError, match="transactions"):
+        PredictRequest.model_validate({"transactions": []})
+    with pytest.raises(ValidationError, match="transactions"):
+        PredictRequest.model_validate({"transactions": [TX] * 1001})
+
+
+def _runtime(settings, serving_home, **changes):
+    from evergreen.models.store import model_store
+    from evergreen.serving.runtime import ServingRuntime, serving_model
+
+    stored = model_store(serving_home.settings).get(serving_home.champion)
+    model = dataclasses.replace(serving_model(stored), **changes)
+    return ServingRuntime(settings, model)
+
+
+def test_ready_only_with_the_models_feature_service_version(serving_home, tmp_path):
+    from tests.conftest import make_settings
+
+    ready = _runtime(serving_home.settings, serving_home).readiness()
+    other_version = _runtime(
+        serving_home.settings, serving_home, feature_service_version="0123456789ab"
+    ).readiness()
+    no_store = _runtime(make_settings(tmp_path / "empty"), serving_home).readiness()
+
+    assert ready.ready, ready.reason
+    assert not other_version.ready and "version 0123456789ab" in other_version.reason
+    assert not no_store.ready and "online store" in no_store.reason
+
+
+def test_the_bentos_requirements_are_the_locks_pins():
+    from evergreen.serving.bento import lock_pins, serving_requirements
+
+    pins = lock_pins()
+    requirements = serving_requirements()
+
+    names = {line.split("==")[0] for line in requirements}
+    assert {"bentoml", "catboost", "feast", "pandas", "ibis-framework", "uvicorn"} <= names
+    assert "dagster" not in names and "evidently" not in names
+    assert all(pins[name] == version for name, version in (r.split("==") for r in requirements))
+
+
+def test_a_server_that_cannot_start_raises_with_its_log(serving_home, tmp_path):
+    from evergreen.serving.process import BentoProcess, ServingStartError
+
+    process = BentoProcess("fraud_detection:nosuchversion", serving_home.settings)
+
+    with pytest.raises(ServingStartError, match="exited with code") as error, process:
+        pass
+    assert "nosuchversion" in str(error.value)
+
+
+def test_model_rows_score_exactly_as_the_model_layers_frame(serving_home):
+    from evergreen.features.store import OnlineReader, feature_store
+    from evergreen.models.registry import ModelRegistry
+    from evergreen.models.store import model_store
+    from evergreen.serving.runtime import serving_model
+    from evergreen.serving.schemas import Transaction
+    from evergreen.serving.scoring import input_frame, model_rows, read_features
+    from tests.serving.conftest import served_transactions
+
+    settings = serving_home.settings
+    bodies = served_transactions(settings, 40)
+    bodies.append({**bodies[0], "transaction_id": 1, "customer_id": 10**12, "terminal_id": 10**12})
+    transactions = [Transaction.model_validate(b) for b in bodies]
+    features = read_features(OnlineReader.open(feature_store(settings)), transactions)
+    served = serving_model(model_store(settings).get(serving_home.champion))
+
+    rows = model_rows(transactions, features, served)
+    frame = input_frame(transactions, features)
+
+    reference = ModelRegistry(settings).load(serving_home.champion).predict_proba(frame)
+    assert served.predict_rows(rows).tolist() == pytest.approx(reference.tolist(), abs=1e-12)
+    assert frame.astype(object).where(frame.notna(), None).values.tolist() == [
+        [None if v != v else v for v in row] for row in rows
+    ]
+
+
+def test_container_settings_make_the_bento_install_offline_from_local_wheels(tmp_path):
+    import yaml
+
+    from evergreen.serving.bento import BENTOFILE, container_options
+    from tests.conftest import make_settings
+
+    plain = yaml.safe_load(BENTOFILE.read_text())
+    settings = make_settings(tmp_path / "home").model_copy(
+        update={"container_base_image": "localhost/py:3.11", "container_wheels_dir": tmp_path}
+    )
+
+    offline = container_options(settings, plain)
+
+    assert container_options(make_settings(tmp_path / "plain"), plain) == plain
+    assert offline["docker"]["base_image"] == "localhost/py:3.11"
+    assert offline["python"]["no_index"] is True
+    assert offline["python"]["find_links"] == [str(tmp_path)]
+    assert {"name": "UV_OFFLINE", "value": "1"} in offline["envs"]
+    assert "base_image" not in plain["docker"]  # the bentofile itself is untouched
