@@ -61,9 +61,6 @@ class DemoPlan:
             "keep_previous_seconds": 2.0,
             "warmup_requests": 5,
             "replicas": 1,
-            # A model retrained on drifted data scores differently from the one it replaces:
-            # that is the point. The canary still fails on errors, latency or a gross shift.
-            "max_ks_statistic": 0.8,
         }
         return {"ops": {"deployment": {"config": config}}}
 

@@ -20,4 +20,4 @@ class EvergreenResource(ConfigurableResource):
 
     def settings(self) -> EvergreenSettings:
         """The process settings with this resource's home."""
-        return get_settings().model_copy(update={"home": Path(self.home)})
+        return EvergreenSettings(home=Path(self.home))  # the environment as it is now

@@ -138,7 +138,7 @@ class DemoRun:
     def _report(self, label: str, runs: list[RequestedRun]) -> None:
         """One line a day: how many runs, and what the loop's sensors set off."""
         notable = [
-            f"{r.source} -> {r.job or ', '.join(r.assets)}: {'ok' if r.success else 'FAILED'}"
+            f"{r.source} -> {r.job or ', '.join(r.assets)}: {_outcome(r)}"
             for r in runs
             if r.source not in ("landing_zone_sensor", "automation")
         ]
@@ -153,3 +153,13 @@ class DemoRun:
 
     def _status(self, text: str):
         return self.console.status(f"[bold]{text}[/]…")
+
+
+def _outcome(run: RequestedRun) -> str:
+    """ok; the gate keeping the champion (a blocking check doing its job); or what failed."""
+    if run.success:
+        return "ok"
+    gate = "promotion_decision.candidate_promoted"
+    if set(run.failed_checks) == {gate}:
+        return f"champion kept ({run.failed_checks[gate][:120]})"
+    return "FAILED " + "; ".join(f"{k}: {v[:120]}" for k, v in run.failed_checks.items())

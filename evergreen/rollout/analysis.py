@@ -35,6 +35,10 @@ class AnalysisPolicy:
     min_requests: int = 20
     ks_alpha: float = 0.001
     max_ks_statistic: float = 0.2
+    # Two sound models differ in the shape of their scores (that is why one replaces the
+    # other), but both are calibrated to the fraud rate: a shift is gross only when the
+    # distributions differ (KS) AND the mean score moves by more than this factor.
+    max_mean_ratio: float = 2.0
     min_score_samples: int = 30
     probe_requests: int = 100
 
@@ -134,7 +138,12 @@ def compare_scores(
     c, b = np.asarray(canary, dtype=float), np.asarray(baseline, dtype=float)
     test = ks_2samp(c, b)
     statistic, pvalue = float(test.statistic), float(test.pvalue)
-    differs = pvalue < policy.ks_alpha and statistic > policy.max_ks_statistic
+    ratio = _mean_ratio(float(c.mean()), float(b.mean()))
+    differs = (
+        pvalue < policy.ks_alpha
+        and statistic > policy.max_ks_statistic
+        and ratio > policy.max_mean_ratio
+    )
     return ScoreComparison(
         source=source,
         canary_n=len(c),
@@ -146,6 +155,12 @@ def compare_scores(
         psi=psi(b, c),
         passed=not differs,
     )
+
+
+def _mean_ratio(canary_mean: float, baseline_mean: float) -> float:
+    """How many times apart the two mean scores are (>= 1; inf when one is zero)."""
+    low, high = sorted((canary_mean, baseline_mean))
+    return high / low if low > 0 else (math.inf if high > 0 else 1.0)
 
 
 def judge(
@@ -178,7 +193,8 @@ def judge(
         against = baseline.model_version if baseline else "the baseline"
         reasons.append(
             f"score distribution differs from {against}: KS {scores.ks_statistic:.2f} > "
-            f"{policy.max_ks_statistic} (p={scores.ks_pvalue:.2g}), mean "
-            f"{scores.canary_mean:.3f} vs {scores.baseline_mean:.3f}"
+            f"{policy.max_ks_statistic} (p={scores.ks_pvalue:.2g}) and mean "
+            f"{scores.canary_mean:.3f} vs {scores.baseline_mean:.3f} (more than "
+            f"{policy.max_mean_ratio:g}x apart)"
         )
     return Analysis(not reasons, reasons, canary, baseline, scores, window_s, notes)

@@ -94,8 +94,11 @@ def test_score_comparison_fails_a_shifted_model_only():
     baseline = rng.beta(2, 5, 400)
     policy = AnalysisPolicy()
     same = compare_scores(list(rng.beta(2, 5, 60)), list(baseline), policy, "prediction log")
-    shifted = compare_scores(list(rng.beta(2, 5, 60) + 0.3), list(baseline), policy, "probe")
+    shifted = compare_scores(list(rng.beta(2, 5, 60) + 0.5), list(baseline), policy, "probe")
+    # Another sound model: a different shape, the same calibrated mean (a retrain does this).
+    reshaped = compare_scores(list(rng.beta(0.5, 1.25, 60)), list(baseline), policy, "probe")
     assert same.passed and not shifted.passed
+    assert reshaped.ks_statistic > policy.max_ks_statistic and reshaped.passed
     assert shifted.ks_statistic > 0.5 and shifted.psi > 1.0 and same.psi < shifted.psi
     verdict = judge(window(), window(version="old"), shifted, policy, 3)
     assert not verdict.passed and "score distribution differs from old" in verdict.reasons[0]
