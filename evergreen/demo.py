@@ -45,8 +45,8 @@ class DemoPlan:
         return cls(
             customers=300,
             terminals=600,
-            history_days=16,
-            live_days=4,
+            history_days=14,
+            live_days=3,
             drift_after=1,
             replay_per_day=120,
             canary_step_seconds=2.0,
