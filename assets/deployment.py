@@ -175,7 +175,7 @@ def deployment(
         return MaterializeResult(
             metadata={"status": "unchanged", "revision": stable.name, "source": spec.source}
         )
-    reason = f"materialization of deployment in run {context.run_id}"
+    reason = f"materialization of deployment in run {context.run.run_id}"
     try:
         result = controller.deploy(spec, _strategy(config, settings.serve_p99_budget_ms), reason)
     except RolloutFailed as failure:
