@@ -4,12 +4,19 @@ Prints a table; ``--json PATH`` writes the same figures. The feature tables are 
 have the real schemas and layout (one Parquet file per day under ``features/<table>/date=D/``)
 and the real Feast repo is applied over them, so both retrieval paths read the very same files:
 
-* point-in-time join of N labelled transactions (1M and 5M): Feast's DuckDB offline store
-  (``get_historical_features``) against the same join written as a DuckDB ASOF join (the floor:
-  newest ``created`` per key and time, scan bounded to the TTL window); checksums must match;
-* online materialization of one day for 100k and 1M entities: entities per second;
-* ``get_online_features`` through the serving path (FeatureService with on-demand views and the
-  TTL guard), 1 and 100 entities per request: p50 and p99 in milliseconds.
+* point-in-time join of N labelled transactions (1M and 5M): Feast's DuckDB offline store as
+  configured (``get_historical_features``) against the same join written as a DuckDB ASOF join
+  (the floor: newest ``created`` per key and time, scan bounded to the TTL window); checksums
+  must match; at the smallest N also Feast's stock DuckDB store (no scan bound);
+* the whole FeatureService (with the on-demand views) at the smallest N: ``build_training_set``
+  against Feast's own ``get_historical_features(features=service)``; checksums must match;
+* online materialization of the newest day (of 10 on disk) for 100k and 1M entities (each view):
+  entities per second, after the day before in the same process (imports); at 100k also that
+  first day, Feast's local engine (protobuf writes) into the same store, and Feast's stock SQLite
+  store;
+* online reads of the FeatureService at a time (``OnlineReader.read``, the serving path), 1 and
+  100 entities per request, p50 and p99 in milliseconds; and the same read through Feast's
+  ``get_online_features`` (``read_through_feast``) for reference.
 """
 
 from __future__ import annotations
@@ -144,16 +151,35 @@ def checksum(table) -> str:
     return f"{rows}:{total}"
 
 
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
+def _median_times(fns: dict, repeats: int) -> dict[str, tuple[float, object]]:
+    """Median seconds and the last result of each function, run in turns (feast, asof, feast,
+    ...) so that load from other processes on a shared machine falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    results: dict[str, object] = {}
     for _ in range(repeats):
-        began = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
+        for name, fn in fns.items():
+            began = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - began)
+    return {name: (statistics.median(times[name]), results[name]) for name in fns}
 
 
-def bench_pit(workdir: Path, rows: int, history_days: int, window_days: int, repeats: int) -> dict:
+def _stock_duckdb_store(settings: EvergreenSettings):
+    """The same repo read through Feast's stock DuckDB offline store (no scan bound)."""
+    from feast import FeatureStore
+    from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
+
+    from evergreen.features.repo import FEATURE_REPO
+    from evergreen.features.store import repo_config
+
+    config = repo_config(settings)
+    config.offline_config = DuckDBOfflineStoreConfig()
+    return FeatureStore(repo_path=str(FEATURE_REPO), config=config)
+
+
+def bench_pit(
+    workdir: Path, rows: int, history_days: int, window_days: int, repeats: int, stock: bool
+) -> dict:
     """Feast vs the ASOF floor for ``rows`` labelled transactions, same files, same run."""
     from evergreen.features.store import apply_definitions, feature_store
 
@@ -165,23 +191,36 @@ def bench_pit(workdir: Path, rows: int, history_days: int, window_days: int, rep
     store = feature_store(settings)
     first_day = history_days - window_days + 1
     frame = entity_frame(rows, entities_per_day, entities_per_day, first_day, window_days)
+    fns = {
+        "feast": lambda: feast_join(store, frame),
+        "asof": lambda: asof_join(settings.features_dir, frame),
+    }
+    if stock:
+        stock_store = _stock_duckdb_store(settings)
+        feast_join(stock_store, frame.head(1000))
+        fns["stock"] = lambda: feast_join(stock_store, frame)
     feast_join(store, frame.head(1000))  # warm up: registry, ibis backend, file metadata
-    feast_s, feast_result = _median_time(lambda: feast_join(store, frame), repeats)
-    asof_s, asof_result = _median_time(lambda: asof_join(settings.features_dir, frame), repeats)
-    same = checksum(feast_result) == checksum(asof_result)
-    shutil.rmtree(settings.home)
-    return {
+    runs = _median_times(fns, repeats)
+    (feast_s, feast_result), (asof_s, asof_result) = runs["feast"], runs["asof"]
+    figures = {
         "feast_s": feast_s,
         "asof_s": asof_s,
         "ratio": feast_s / asof_s,
-        "checksums_match": same,
+        "checksums_match": checksum(feast_result) == checksum(asof_result),
     }
+    if stock:
+        figures["stock_s"] = runs["stock"][0]
+        figures["stock_checksums_match"] = checksum(runs["stock"][1]) == checksum(asof_result)
+    shutil.rmtree(settings.home)
+    return figures
 
 
-def bench_on_demand(workdir: Path, rows: int) -> float:
-    """Seconds for the full FeatureService (with the on-demand views) on ``rows`` rows."""
+def bench_on_demand(workdir: Path, rows: int) -> dict:
+    """Seconds for the full FeatureService (with the on-demand views) on ``rows`` rows:
+    ``build_training_set`` and Feast's own retrieval of the service; same result?"""
     from evergreen.features.repo import FEATURE_SERVICE
     from evergreen.features.store import apply_definitions, feature_store
+    from evergreen.features.training_set import build_training_set
 
     settings = EvergreenSettings(home=workdir / "service")
     per_day = rows // 10 // 2
@@ -193,36 +232,59 @@ def bench_on_demand(workdir: Path, rows: int) -> float:
     frame["tx_datetime"] = frame["event_timestamp"]
     frame["amount"] = 50.0
     service = store.get_feature_service(FEATURE_SERVICE)
+    build_training_set(store, frame.head(1000), service)  # warm up
     began = time.perf_counter()
-    store.get_historical_features(entity_df=frame, features=service).to_arrow()
-    seconds = time.perf_counter() - began
+    ours = build_training_set(store, frame, service)
+    ours_s = time.perf_counter() - began
+    began = time.perf_counter()
+    feasts = store.get_historical_features(entity_df=frame, features=service).to_arrow()
+    feast_s = time.perf_counter() - began
+    same = ours.equals(feasts.sort_by("transaction_id"), check_metadata=False)
     shutil.rmtree(settings.home)
-    return seconds
+    return {"training_set_s": ours_s, "feast_s": feast_s, "same": same}
 
 
 # ----------------------------------------------------------------------------- online store
 
 
-def bench_online(workdir: Path, entities: int, feast_sqlite: bool = False) -> dict:
-    """Materialize one day of both views for ``entities`` entities each into the online store."""
+def bench_online(
+    workdir: Path, entities: int, history_days: int, variant: str = "evergreen"
+) -> dict:
+    """Materialize the newest day of ``history_days`` of both views, ``entities`` entities
+    each, into the online store, after the day before in the same process (its imports and
+    caches). ``variant``: ``evergreen``
+    (as configured), ``feast_engine`` (Feast's local engine: protobuf writes into the same
+    store) or ``feast_sqlite`` (Feast's engine and its stock SQLite store)."""
     from evergreen.features.store import apply_definitions, feature_store, materialize_day
 
-    settings = EvergreenSettings(home=workdir / f"online{entities}{'f' if feast_sqlite else ''}")
+    settings = EvergreenSettings(home=workdir / f"online{entities}{variant}")
     for table in FEATURE_TABLES:
-        write_feature_days(settings.features_dir, table, entities, 2)
+        write_feature_days(settings.features_dir, table, entities, history_days)
     apply_definitions(settings)
-    store = feature_store(settings)
-    if feast_sqlite:
-        store = _with_feast_sqlite(settings)
-    day = START + dt.timedelta(days=1)
+    store = feature_store(settings) if variant == "evergreen" else _with_feast(settings, variant)
+    newest = START + dt.timedelta(days=history_days - 1)
     began = time.perf_counter()
-    materialize_day(store, day)
+    materialize_day(store, newest - dt.timedelta(days=1))
+    first_s = time.perf_counter() - began
+    began = time.perf_counter()
+    materialize_day(store, newest)
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "entities_per_s": entities / seconds, "settings": settings}
+    return {
+        "first_s": first_s,
+        "seconds": seconds,
+        "entities_per_s": entities / seconds,
+        "settings": settings,
+    }
 
 
-def _with_feast_sqlite(settings: EvergreenSettings):
-    """The same repo on Feast's own SQLite online store (for comparison), applied."""
+def _partition_days(settings: EvergreenSettings) -> list[dt.date]:
+    folder = FEATURE_TABLES[0].directory(settings.features_dir)
+    return [dt.date.fromisoformat(p.name.removeprefix("date=")) for p in folder.iterdir()]
+
+
+def _with_feast(settings: EvergreenSettings, variant: str):
+    """The same repo with Feast's local engine, and with ``feast_sqlite`` also Feast's own
+    SQLite online store (applied, for its tables)."""
     from feast import FeatureStore
     from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 
@@ -231,19 +293,27 @@ def _with_feast_sqlite(settings: EvergreenSettings):
     from evergreen.features.store import repo_config
 
     config = repo_config(settings)
-    config.online_config = SqliteOnlineStoreConfig(path=str(settings.feast_dir / "feast.db"))
+    config.batch_engine_config = "local"
+    if variant == "feast_sqlite":
+        config.online_config = SqliteOnlineStoreConfig(path=str(settings.feast_dir / "feast.db"))
     store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
-    store.apply(feast_definitions(settings.features_dir).objects)
+    if variant == "feast_sqlite":
+        store.apply(feast_definitions(settings.features_dir).objects)
     return store
 
 
-def bench_latency(settings: EvergreenSettings, entities: int, batch: int, requests: int) -> dict:
-    """p50/p99 (ms) of the serving path's read for ``batch`` random entities per request."""
+def bench_latency(
+    settings: EvergreenSettings, entities: int, batch: int, requests: int, through_feast: bool
+) -> dict:
+    """p50/p99 (ms) of a read of the FeatureService for ``batch`` random entities a request:
+    the serving path (``OnlineReader.read``) or Feast's ``get_online_features``."""
     from evergreen.features.store import OnlineReader, feature_store
 
     reader = OnlineReader.open(feature_store(settings))
+    read = reader.read_through_feast if through_feast else reader.read
     rng = np.random.default_rng(1)
-    at = dt.datetime.combine(START + dt.timedelta(days=2), dt.time(12), tzinfo=dt.UTC)
+    newest = max(_partition_days(settings))
+    at = dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
     times = []
     for i in range(requests + 50):
         rows = {
@@ -253,7 +323,7 @@ def bench_latency(settings: EvergreenSettings, entities: int, batch: int, reques
             "tx_datetime": [at] * batch,
         }
         began = time.perf_counter()
-        reader.read(rows, at)
+        read(rows, at)
         if i >= 50:  # the first reads warm the registry cache and the connection
             times.append((time.perf_counter() - began) * 1000)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
@@ -272,47 +342,65 @@ def run(args) -> dict:
         "history_days": args.history_days,
         "window_days": args.window_days,
         "repeats": args.repeats,
+        "online_history_days": args.online_history_days,
     }
     try:
         for rows in args.rows:
-            pit = bench_pit(workdir, rows, args.history_days, args.window_days, args.repeats)
+            stock = rows == min(args.rows)
+            pit = bench_pit(workdir, rows, args.history_days, args.window_days, args.repeats, stock)
             n = _label(rows)
             figures[f"pit_{n}_feast_s"] = round(pit["feast_s"], 2)
             figures[f"pit_{n}_asof_s"] = round(pit["asof_s"], 2)
             figures[f"pit_{n}_ratio"] = round(pit["ratio"], 2)
             figures[f"pit_{n}_checksums_match"] = pit["checksums_match"]
-        service_rows = min(args.rows)
-        figures[f"pit_{_label(service_rows)}_feast_service_s"] = round(
-            bench_on_demand(workdir, service_rows), 2
-        )
-        feast_sqlite = bench_online(workdir, min(args.online), feast_sqlite=True)
-        figures[f"online_{_label(min(args.online))}_feast_sqlite_entities_per_s"] = round(
-            feast_sqlite["entities_per_s"]
-        )
+            if stock:
+                figures[f"pit_{n}_feast_stock_duckdb_s"] = round(pit["stock_s"], 2)
+                figures[f"pit_{n}_stock_checksums_match"] = pit["stock_checksums_match"]
+        n = _label(min(args.rows))
+        service = bench_on_demand(workdir, min(args.rows))
+        figures[f"pit_{n}_service_training_set_s"] = round(service["training_set_s"], 2)
+        figures[f"pit_{n}_service_feast_s"] = round(service["feast_s"], 2)
+        figures[f"pit_{n}_service_same"] = service["same"]
+        small = min(args.online)
+        n = _label(small)
+        for variant in ("feast_sqlite", "feast_engine"):
+            other = bench_online(workdir, small, args.online_history_days, variant)
+            figures[f"online_{n}_{variant}_entities_per_s"] = round(other["entities_per_s"])
         for entities in args.online:
-            online = bench_online(workdir, entities)
+            online = bench_online(workdir, entities, args.online_history_days)
             n = _label(entities)
+            if entities == small:
+                figures[f"online_{n}_first_day_s"] = round(online["first_s"], 2)
             figures[f"online_{n}_s"] = round(online["seconds"], 2)
             figures[f"online_{n}_entities_per_s"] = round(online["entities_per_s"])
-            if entities == min(args.online):
-                for batch in (1, 100):
-                    lat = bench_latency(online["settings"], entities, batch, args.requests)
-                    figures[f"online_get_{batch}_p50_ms"] = round(lat["p50_ms"], 3)
-                    figures[f"online_get_{batch}_p99_ms"] = round(lat["p99_ms"], 3)
+            if entities == small:
+                _latencies(figures, online["settings"], entities, args.requests)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return figures
 
 
+def _latencies(figures: dict, settings: EvergreenSettings, entities: int, requests: int) -> None:
+    for batch in (1, 100):
+        lat = bench_latency(settings, entities, batch, requests, through_feast=False)
+        figures[f"online_get_{batch}_p50_ms"] = round(lat["p50_ms"], 3)
+        figures[f"online_get_{batch}_p99_ms"] = round(lat["p99_ms"], 3)
+    for batch in (1, 100):
+        lat = bench_latency(settings, entities, batch, requests // 4, through_feast=True)
+        figures[f"online_feast_get_{batch}_p50_ms"] = round(lat["p50_ms"], 3)
+        figures[f"online_feast_get_{batch}_p99_ms"] = round(lat["p99_ms"], 3)
+
+
 def print_table(f: dict) -> None:
     print(
         f"\nFeature benchmark: {f['history_days']} days of feature history, training window "
-        f"{f['window_days']} days, median of {f['repeats']}"
+        f"{f['window_days']} days, median of {f['repeats']}; online: "
+        f"{f['online_history_days']} days on disk, the newest loaded after the one before"
     )
     print(f"{'figure':<58}{'value':>16}")
     print("-" * 74)
     for key, value in f.items():
-        if key in ("history_days", "window_days", "repeats"):
+        if key in ("history_days", "window_days", "repeats", "online_history_days"):
             continue
         shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
         print(f"{key:<58}{shown!s:>16}")
@@ -326,6 +414,7 @@ def main() -> None:
     parser.add_argument("--online", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--history-days", type=int, default=40, help="feature days on disk")
     parser.add_argument("--window-days", type=int, default=10, help="days of transactions")
+    parser.add_argument("--online-history-days", type=int, default=10, help="days on disk")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000, help="online reads per size")
     parser.add_argument("--json", type=Path, help="Write the figures to this JSON file.")

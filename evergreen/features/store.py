@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 from feast import FeatureService, FeatureStore, RepoConfig
@@ -17,7 +16,8 @@ from feast.project import Project
 from feast.repo_contents import RepoContents
 from feast.repo_operations import apply_total_with_repo_instance
 
-from evergreen.features.definitions import FEATURE_TTL, FeastDefinitions, feast_definitions
+from evergreen.features.definitions import FeastDefinitions, feast_definitions
+from evergreen.features.online_reader import OnlineReader as OnlineReader  # the public home
 from evergreen.features.repo import (
     FEATURE_REPO,
     FEATURE_SERVICE,
@@ -111,68 +111,3 @@ def newest_online(store: FeatureStore) -> dt.datetime | None:
 def fraud_feature_service(store: FeatureStore) -> FeatureService:
     """The FeatureService that both training and serving read."""
     return store.get_feature_service(FEATURE_SERVICE)
-
-
-@dataclass
-class OnlineReader:
-    """The serving path's read of the FeatureService, with the offline join's TTL semantics.
-
-    The online store keeps each entity's newest row whatever its age; the offline join ignores a
-    row older than the TTL. So a view whose row is older than the TTL at ``at`` reads as None,
-    and so do the outputs of the on-demand views computed from it (offline they would have been
-    computed from None, which gives None). Build once (``open``), then ``read`` per request.
-    """
-
-    store: FeatureStore
-    service: FeatureService
-    view_features: dict[str, list[str]]
-    derived_from: dict[str, tuple[list[str], list[str]]]  # on-demand view -> (views, outputs)
-
-    @classmethod
-    def open(cls, store: FeatureStore, service_name: str = FEATURE_SERVICE) -> OnlineReader:
-        service = store.get_feature_service(service_name)
-        on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
-        views, derived = {}, {}
-        for projection in service.feature_view_projections:
-            names = [f.name for f in projection.features]
-            if projection.name in on_demand:
-                sources = list(on_demand[projection.name].source_feature_view_projections)
-                derived[projection.name] = (sources, names)
-            else:
-                views[projection.name] = names
-        return cls(store, service, views, derived)
-
-    def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
-        """Features for ``rows`` (join keys and request fields, column lists) at time ``at``."""
-        response = self.store.get_online_features(features=self.service, entity_rows=rows)
-        names = list(response.proto.metadata.feature_names.val)
-        vectors = dict(zip(names, response.proto.results, strict=True))
-        values = {name: [_python(v) for v in vectors[name].values] for name in names}
-        oldest = (at - FEATURE_TTL).timestamp()
-        expired = {}
-        for view, features in self.view_features.items():
-            stamps = vectors[features[0]].event_timestamps
-            expired[view] = [not ts.seconds or ts.seconds < oldest for ts in stamps]
-            _blank(values, features, expired[view])
-        for sources, features in self.derived_from.values():
-            stale = [any(expired[s][i] for s in sources) for i in range(len(values[features[0]]))]
-            _blank(values, features, stale)
-        return values
-
-
-def _python(value: Any) -> Any:
-    """A feature value of the response as Python (None when missing): what ``to_dict`` gives
-    for the scalar types used here, without its per-value type dispatch."""
-    kind = value.WhichOneof("val")
-    if kind is None or kind == "null_val":
-        return None
-    if kind == "unix_timestamp_val":
-        return dt.datetime.fromtimestamp(value.unix_timestamp_val, dt.UTC)
-    return getattr(value, kind)
-
-
-def _blank(values: dict[str, list[Any]], names: list[str], mask: list[bool]) -> None:
-    for i, gone in enumerate(mask):
-        if gone:
-            for name in names:
-                values[name][i] = None

@@ -35,7 +35,27 @@ def test_feature_store_yaml_keeps_every_path_under_evergreen_home():
         if line.strip().startswith("path:")
     ]
     assert paths and all(p.startswith("${EVERGREEN_HOME}/") for p in paths)
-    assert "type: duckdb" in text
+
+
+def test_the_stores_and_engine_are_feasts_own_extended():
+    """DuckDB offline, SQLite online, the local engine: Feast's classes, subclassed through
+    Feast's documented extension points."""
+    import importlib
+
+    import yaml
+    from feast.infra.compute_engines.local.compute import LocalComputeEngine
+    from feast.infra.offline_stores.duckdb import DuckDBOfflineStore
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+    config = yaml.safe_load(FEATURE_STORE_YAML.read_text())
+    expected = {
+        "offline_store": DuckDBOfflineStore,
+        "online_store": SqliteOnlineStore,
+        "batch_engine": LocalComputeEngine,
+    }
+    for section, feast_class in expected.items():
+        module, name = config[section]["type"].rsplit(".", 1)
+        assert issubclass(getattr(importlib.import_module(module), name), feast_class), section
 
 
 def test_definitions_version_is_a_stable_short_hash():

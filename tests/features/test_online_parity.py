@@ -2,7 +2,8 @@
 
 The online store is filled one day at a time, as the ``online_features`` asset does. After day D
 is online, sampled entities at sampled instants of the time it serves must read exactly (no
-tolerance) what Feast's offline point-in-time join gives for the same entities and instants.
+tolerance) what Feast's offline point-in-time join gives for the same entities and instants,
+and what Feast's own ``get_online_features`` gives (``OnlineReader.read_through_feast``).
 """
 
 import datetime as dt
@@ -28,9 +29,10 @@ def _offline(store, service, requests: list[dict]) -> list[dict]:
     return table.sort_by("row").to_pylist()
 
 
-def _online(reader: OnlineReader, request: dict) -> dict:
+def _online(reader: OnlineReader, request: dict, through_feast: bool = False) -> dict:
     rows = {k: [v] for k, v in request.items()}
-    return {k: v[0] for k, v in reader.read(rows, request["tx_datetime"]).items()}
+    read = reader.read_through_feast if through_feast else reader.read
+    return {k: v[0] for k, v in read(rows, request["tx_datetime"]).items()}
 
 
 def _assert_parity(store, requests: list[dict]) -> int:
@@ -41,8 +43,11 @@ def _assert_parity(store, requests: list[dict]) -> int:
     compared = 0
     for request, expected in zip(requests, offline, strict=True):
         served = _online(reader, request)
+        via_feast = _online(reader, request, through_feast=True)
         for name in names:
             assert served[name] == expected[name], (name, request, served[name], expected[name])
+            assert type(served[name]) is type(via_feast[name]), (name, request)
+            assert served[name] == via_feast[name], (name, request, via_feast[name])
             compared += 1
     return compared
 
@@ -74,6 +79,22 @@ def test_online_equals_offline_day_after_day(simulated_feature_home):
         requests = _sample_requests(simulated_feature_home, d + 1, rng)
         compared += _assert_parity(store, requests)
     assert compared > 8 * SAMPLES_PER_DAY * 15
+
+
+def test_a_batch_read_equals_feasts_get_online_features(simulated_feature_home):
+    store = feature_store(simulated_feature_home)
+    materialize_day(store, day(10))  # as the day-after-day test left it: rows known at day 11
+    requests = _sample_requests(simulated_feature_home, 11, np.random.default_rng(1))
+    rows = {k: [r[k] for r in requests] for k in ("customer_id", "terminal_id", "amount")}
+    reader = OnlineReader.open(store)
+    for when in (at(11, 8), at(13, 0, 0, 1)):  # within, then past the TTL
+        rows["tx_datetime"] = [when] * len(requests)
+
+        served = reader.read(rows, when)
+
+        assert served == reader.read_through_feast(rows, when)
+    assert any(v is not None for v in reader.read(rows, at(11, 8))["terminal_risk_7d"])
+    assert all(v is None for v in served["customer_avg_amount_7d"])
 
 
 def test_online_equals_offline_up_to_and_past_the_ttl(hand_built):

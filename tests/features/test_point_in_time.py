@@ -111,3 +111,17 @@ def test_training_set_joins_each_transaction_at_its_time(hand_built):
     ]
     assert rows[tx_id(0, 0)]["label"] == 1  # the correction landed on day 9 <= cut-off
     assert table["transaction_id"].to_pylist() == sorted(rows)
+
+
+def test_training_set_equals_feasts_own_retrieval_of_the_service(hand_built):
+    settings, store = hand_built
+    window = TrainingWindow(day(0), day(8), day(11))
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        entities = labelled_transactions(conn, window)
+    service = store.get_feature_service(FEATURE_SERVICE)
+
+    table = build_training_set(store, entities, service)
+
+    feasts = store.get_historical_features(entity_df=entities, features=service).to_arrow()
+    assert table.equals(feasts.sort_by("transaction_id"), check_metadata=False)
+    assert {"tx_during_night", "amount_zscore_30d"} <= set(table.column_names)
