@@ -30,7 +30,9 @@ class DemoPlan:
 
     customers: int = 1000
     terminals: int = 2000
-    history_days: int = 35
+    # 30 days for the 30-day windows to fill, then a 28-day training window: a shorter history
+    # makes the first live days look drifted against a reference still warming up.
+    history_days: int = 60
     live_days: int = 10
     drift_after: int = 3  # live days before the drift starts
     replay_per_day: int = 400
