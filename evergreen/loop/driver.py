@@ -69,9 +69,6 @@ class LoopDriver:
     def settle(self) -> None:
         """Take the current state as automation's starting point (nothing is requested for
         what already happened, e.g. a backfill just done)."""
-        self._evaluate_automation_cursor_only()
-
-    def _evaluate_automation_cursor_only(self) -> None:
         result = evaluate_automation_conditions(
             defs=self.defs, instance=self.instance, cursor=self.automation_cursor
         )

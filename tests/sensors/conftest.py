@@ -15,13 +15,7 @@ import pandas as pd
 import pytest
 from dagster import AssetMaterialization, Definitions, build_sensor_context, materialize
 
-from assets.deployment import deployment
-from assets.evaluation import evaluation_report, promotion_decision
-from assets.feature_store import feature_definitions, online_features, training_set
-from assets.features import customer_spending_features, terminal_risk_features
-from assets.models import candidate_model
-from assets.raw_data import raw_labels, raw_transactions
-from assets.serving import bento, live_predictions
+from assets.serving import live_predictions
 from evergreen.loop.live_data import LOGGED_FEATURES
 from evergreen.loop.monitoring import training_set_path
 from evergreen.models.ledger import ModelStatus
@@ -29,12 +23,6 @@ from evergreen.models.registry import ModelRegistry
 from evergreen.models.training import Provenance, train_candidate
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
-from sensors.deploy_sensor import deploy_sensor
-from sensors.drift_sensor import drift_sensor
-from sensors.jobs import deploy_job, retrain_job
-from sensors.performance_sensor import performance_sensor
-from sensors.promotion_watch import promotion_watch
-from sensors.retrain_schedule import retrain_floor_sensor
 from tests.conftest import day, make_settings
 from tests.model_fixtures import CUTOFF, FAST, ZONE_DAYS, asset_settings  # noqa: F401
 
@@ -69,32 +57,15 @@ def resources(settings: EvergreenSettings) -> dict:
 
 
 def loop_definitions(settings: EvergreenSettings) -> Definitions:
-    """Every asset the loop's jobs select (and their upstreams), the jobs and the loop's
-    sensors, as ``definitions.py`` holds them: partitioned requests resolve against it."""
+    """The code location's own definitions (``definitions.py``) bound to this test's home:
+    partitioned requests resolve against exactly what the daemon would load."""
+    from definitions import defs
+
     return Definitions(
-        assets=[
-            raw_transactions,
-            raw_labels,
-            customer_spending_features,
-            terminal_risk_features,
-            feature_definitions,
-            online_features,
-            training_set,
-            candidate_model,
-            evaluation_report,
-            promotion_decision,
-            live_predictions,
-            bento,
-            deployment,
-        ],
-        jobs=[retrain_job, deploy_job],
-        sensors=[
-            drift_sensor,
-            performance_sensor,
-            retrain_floor_sensor,
-            promotion_watch,
-            deploy_sensor,
-        ],
+        assets=list(defs.assets),
+        asset_checks=list(defs.asset_checks or []),
+        jobs=list(defs.jobs),
+        sensors=list(defs.sensors),
         resources=resources(settings),
     )
 
