@@ -26,7 +26,11 @@ from typing import Any
 
 from feast import FeatureService, FeatureStore
 from feast.on_demand_feature_view import OnDemandFeatureView
-from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
+from feast.type_map import (
+    NULL_TIMESTAMP_INT_VALUE,
+    feast_value_type_to_python_type,
+    python_values_to_proto_values,
+)
 from feast.value_type import ValueType
 
 from evergreen.features.online_store import (
@@ -63,6 +67,21 @@ class _Derived:
     view: OnDemandFeatureView
     request_fields: dict[str, ValueType]
     outputs: dict[str, ValueType]
+
+    def transform(self, inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """The view's outputs for ``inputs``, as ``OnDemandFeatureView.transform_dict`` gives
+        them. A python-mode batch view calls its UDF straight away: ``transform_dict`` runs
+        the same UDF, but Feast's class is ``@typechecked`` and typeguard walks every value of
+        the input dict on each call, a tenth of a request's CPU."""
+        view = self.view
+        if view.mode != "python" or view.singleton:
+            return view.transform_dict(inputs)
+        both_names = dict(inputs)  # the UDF may read a source feature by either name
+        for projection in view.source_feature_view_projections.values():
+            for feature in projection.features:
+                if feature.name in inputs:
+                    both_names[f"{projection.name}__{feature.name}"] = inputs[feature.name]
+        return view.feature_transformation.udf(both_names)
 
 
 @dataclass
@@ -195,7 +214,7 @@ def _derive(
     for projection in derived.view.source_feature_view_projections.values():
         for feature in projection.features:
             inputs[feature.name] = values[feature.name]
-    result = derived.view.transform_dict(inputs)
+    result = derived.transform(inputs)
     return {name: _as_feast_gives(result[name], t) for name, t in derived.outputs.items()}
 
 
@@ -206,6 +225,10 @@ def _as_feast_gives(column: list[Any], value_type: ValueType) -> list[Any]:
     plain = _PLAIN.get(value_type)
     if plain is not None:
         return [None if v is None or v != v else plain(v) for v in column]
+    if value_type is ValueType.UNIX_TIMESTAMP and all(
+        v is None or isinstance(v, dt.datetime) for v in column
+    ):
+        return [None if v is None else _whole_utc_second(v) for v in column]
     try:
         distinct = list(dict.fromkeys(column))
     except TypeError:  # unhashable values: convert each
@@ -216,6 +239,17 @@ def _as_feast_gives(column: list[Any], value_type: ValueType) -> list[Any]:
         return converted
     by_value = dict(zip(distinct, converted, strict=True))
     return [by_value[v] for v in column]
+
+
+def _whole_utc_second(value: dt.datetime) -> dt.datetime | None:
+    """A datetime through Feast's UNIX_TIMESTAMP proto and back: whole seconds, UTC (a naive
+    one read as UTC), without building the proto."""
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=dt.UTC)
+    seconds = int(value.timestamp())
+    return (
+        None if seconds == NULL_TIMESTAMP_INT_VALUE else dt.datetime.fromtimestamp(seconds, dt.UTC)
+    )
 
 
 def _python(value: Any) -> Any:
