@@ -16,6 +16,7 @@ from assets.evaluation import evaluation_report, promotion_decision
 from assets.feature_store import feature_definitions, online_features, training_set
 from assets.features import customer_spending_features, terminal_risk_features
 from assets.models import candidate_model
+from assets.monitoring import model_monitoring
 from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import bento, live_predictions, serves_like_offline
 from evergreen.resources import EvergreenResource
@@ -70,6 +71,7 @@ defs = Definitions(
         evaluation_report,
         promotion_decision,
         live_predictions,
+        model_monitoring,
         bento,
         deployment,
     ],

@@ -19,3 +19,23 @@ def refresh_on_upstream_change() -> AutomationCondition:
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ).with_label("refresh on upstream change (any partition)")
+
+
+def refresh_on_any_upstream_partition() -> AutomationCondition:
+    """For an unpartitioned asset that reads every partition of daily upstreams: run when any
+    upstream partition is updated, once the upstream has settled: nothing upstream running, and
+    no upstream partition about to be refreshed because its own upstream just changed (one run
+    after a day's loads, not one per load). Missing upstream partitions do not hold it back, as
+    they do in ``eager()`` and ``refresh_on_upstream_change``: most days of a daily asset never
+    exist (e.g. the days before serving began)."""
+    # Dagster's will_be_requested() only sees upstreams that can run in the same run (the same
+    # partitions), never a daily partition under an unpartitioned asset: hence one level up.
+    upstream_unsettled = AutomationCondition.any_deps_match(
+        AutomationCondition.in_progress()
+        | AutomationCondition.any_deps_match(AutomationCondition.newly_updated())
+    )
+    return (
+        AutomationCondition.any_deps_updated().since_last_handled()
+        & ~upstream_unsettled
+        & ~AutomationCondition.in_progress()
+    ).with_label("refresh when any upstream partition changes, once settled")

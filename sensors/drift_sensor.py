@@ -37,7 +37,7 @@ DAYS_PER_TICK = 3  # a drift check takes seconds; a backlog is worked off over t
 )
 def drift_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource):
     """Judge the live_predictions days not judged yet; request a retrain when drifted."""
-    from evergreen.loop.monitoring import day_start, prediction_drift, write_finding
+    from evergreen.loop.monitoring import day_start, finding_path, judged_drift
     from evergreen.loop.policy import Trigger
 
     settings = evergreen.settings()
@@ -46,8 +46,9 @@ def drift_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource)
     cutoff = newest_label_day(context.instance)
     requests, notes = [], []
     for day in days:
-        finding = prediction_drift(settings, day)
-        path = write_finding(settings, "drift", day, finding)
+        # Kept if model_monitoring already judged the day: Evidently runs once per day.
+        finding = judged_drift(settings, day)
+        path = finding_path(settings, "drift", day)
         context.log.info(f"drift of {day}: {finding.reason} ({path})")
         cursor.add(day)
         if finding.severity is None or cutoff is None:

@@ -46,4 +46,8 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     text = console.export_text()
     assert "Average precision, served vs frozen" in text
     assert "failed requests" in text
+    monitoring = settings.reports_dir / "monitoring"
+    for plot in ("live_ap.png", "drift_per_feature.png"):  # the whole live period, plotted
+        assert (monitoring / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((monitoring / "drift").glob("*.json"))) >= DemoPlan.quick().live_days
     assert not list((tmp_path / "home" / "serving").rglob("*.pid"))  # serving was stopped

@@ -104,7 +104,9 @@ class DemoRun:
             self._report(day.isoformat(), runs)
 
     def labels_mature(self) -> None:
-        """The labels of the last live days land (no new payments), so every day is judged."""
+        """The labels of the last live days land (no new payments), so every day is judged;
+        ``model_monitoring`` then plots the whole live period on matured labels."""
+        from assets.monitoring import model_monitoring
         from assets.raw_data import raw_labels
         from evergreen.runs import materialize_partitions
 
@@ -115,6 +117,8 @@ class DemoRun:
         with self._status(f"Labels of the last {len(days)} days mature"):
             keys = [d.isoformat() for d in days]
             materialize_partitions([raw_labels], keys, self.settings, self.instance)
+        with self._status("Monitoring plots on the matured labels"):
+            materialize_partitions([model_monitoring], [None], self.settings, self.instance)
         samples = self.heartbeat.stop() if self.heartbeat else []
         self.summary_data.requests += len(samples)
         self.summary_data.failed_requests += [
@@ -126,6 +130,11 @@ class DemoRun:
 
         collect(self)
         print_summary(self.summary_data, self.console)
+        plots = self.settings.reports_dir / "monitoring"
+        self.console.print(
+            f"Plots of live AP per model and drift per feature: {plots}/live_ap.png, "
+            f"{plots}/drift_per_feature.png (the model_monitoring asset in the Dagster UI)"
+        )
         return self.summary_data
 
     # Helpers.

@@ -108,6 +108,16 @@ def matured_predictions(
     return frame
 
 
+def logged_days(conn: duckdb.DuckDBPyConnection) -> dict[dt.date, int]:
+    """Every transaction day in ``live_predictions`` and its logged predictions, oldest first."""
+    if not table_exists(conn, LIVE_TABLE):
+        return {}
+    rows = conn.execute(
+        f"SELECT partition_date, count(*) FROM {LIVE_TABLE} GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return {day: int(n) for day, n in rows}
+
+
 def served_days(conn: duckdb.DuckDBPyConnection, model_version: str) -> list[dt.date]:
     """The transaction days on which ``model_version`` served, oldest first."""
     if not table_exists(conn, LIVE_TABLE):

@@ -13,19 +13,22 @@ labels, and the age of the champion. Sensors call them; so can a test, a benchma
 - ``stale_model``: how many data days the champion's cut-off lags the newest labels.
 
 A finding that cannot be judged (no rows, too few frauds, no reference) has severity None and
-says why; it never raises for missing data.
+says why; it never raises for missing data. Findings are kept as JSON (``write_finding``); a
+day's drift is judged once (``judged_drift``), by whichever asks first: the drift sensor or the
+``model_monitoring`` asset.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from evergreen.loop.live_data import logged_day, matured_predictions
+from evergreen.loop.live_data import logged_day, logged_days, matured_predictions
 from evergreen.models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from evergreen.models.metrics import SEGMENTS
 from evergreen.models.registry import ModelRecord, ModelRegistry, UnknownModelError
@@ -62,6 +65,7 @@ class DriftFinding:
     reference_rows: int = 0
     features: dict[str, dict] = field(default_factory=dict)  # column -> FeatureDrift fields
     segments: dict[str, dict] = field(default_factory=dict)  # "region=x" -> share, drifted
+    logged_rows: int = 0  # the day's logged predictions when judged (``rows`` is the sample)
 
     @property
     def drifted(self) -> list[str]:
@@ -69,7 +73,7 @@ class DriftFinding:
 
     def evidence(self) -> dict:
         """What a trigger records: sizes, the most drifted features and segments."""
-        ranked = sorted(self.features.values(), key=_drift_ratio, reverse=True)
+        ranked = sorted(self.features.values(), key=drift_ratio, reverse=True)
         judged = {k: s for k, s in self.segments.items() if s.get("share_drifted") is not None}
         worst = sorted(judged.items(), key=lambda kv: kv[1]["share_drifted"], reverse=True)
         return {
@@ -88,10 +92,35 @@ class DriftFinding:
             "most_drifted_segments": [k for k, _ in worst[:3]],
         }
 
+    def detail(self) -> dict:
+        """What the evidence leaves out, kept beside it on disk: every feature's and every
+        segment's drift, and the day's size when judged (see ``read_drift``)."""
+        return {
+            "features": self.features,
+            "segment_detail": self.segments,
+            "logged_rows": self.logged_rows,
+        }
 
-def _drift_ratio(d: dict) -> float:
-    """How far past (or short of) its threshold a column is, comparable across methods:
-    distance-like scores drift above the threshold, p-values below it."""
+    @classmethod
+    def from_record(cls, data: dict) -> DriftFinding:
+        """The finding back from what ``write_finding`` kept (evidence and detail)."""
+        return cls(
+            day=dt.date.fromisoformat(data["day"]),
+            severity=data["severity"],
+            reason=data["reason"],
+            model_tag=data.get("model_tag"),
+            reference=data.get("reference", ""),
+            rows=data.get("rows", 0),
+            reference_rows=data.get("reference_rows", 0),
+            features=data["features"],
+            segments=data.get("segment_detail", {}),
+            logged_rows=data.get("logged_rows", 0),
+        )
+
+
+def drift_ratio(d: dict) -> float:
+    """How far past (or short of) its threshold a column is, comparable across methods (above 1:
+    drifted): distance-like scores drift above the threshold, p-values below it."""
     method = d["method"].lower()
     if "p_value" in method or method in _P_VALUE_TESTS:
         return d["threshold"] / max(d["score"], 1e-12)
@@ -112,6 +141,7 @@ def prediction_drift(
     seed = settings.seed if seed is None else seed
     with connect(settings.warehouse_path, read_only=True) as conn:
         current = logged_day(conn, day, max_rows, seed)
+        logged_rows = logged_days(conn).get(day, 0)
     if current.empty:
         return DriftFinding(day, None, f"no logged predictions on {day}")
     record = _serving_record(settings, current)
@@ -137,6 +167,7 @@ def prediction_drift(
         reference_rows=len(reference),
         features=drift,
         segments=segment_drift(reference, current, features),
+        logged_rows=logged_rows,
     )
 
 
@@ -360,11 +391,52 @@ def _ids(found: StaleFinding) -> dict:
     return {"model_tag": found.model_tag, "cutoff": found.cutoff, "age_days": found.age_days}
 
 
+def finding_path(settings: EvergreenSettings, kind: str, day: dt.date) -> Path:
+    """Where the finding of ``kind`` about ``day`` is kept."""
+    return settings.reports_dir / "monitoring" / kind / f"{day.isoformat()}.json"
+
+
 def write_finding(settings: EvergreenSettings, kind: str, day: dt.date, finding) -> Path:
-    """Keep a finding as JSON under ``reports/monitoring/<kind>/<day>.json`` (the demo's
-    summary and the benchmark read them; the sensor's log points to it)."""
-    path = settings.reports_dir / "monitoring" / kind / f"{day.isoformat()}.json"
+    """Keep a finding as JSON under ``reports/monitoring/<kind>/<day>.json``: its severity,
+    reason and evidence (what the sensor's log points to), and for drift every feature's and
+    segment's drift (what the monitoring history plots and reads back)."""
+    path = finding_path(settings, kind, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"severity": finding.severity, "reason": finding.reason, **finding.evidence()}
-    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    if isinstance(finding, DriftFinding):
+        data |= finding.detail()
+    # Whole or not at all: the sensor and the monitoring asset may read it while it is written.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    partial.replace(path)
     return path
+
+
+def read_drift(settings: EvergreenSettings, day: dt.date) -> DriftFinding | None:
+    """The kept drift finding of ``day`` if it is whole (judged, with every feature's drift);
+    None when there is none, it was not judged, or it predates the per-feature detail."""
+    path = finding_path(settings, "drift", day)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("severity") is None or not data.get("features"):
+        return None
+    return DriftFinding.from_record(data)
+
+
+def judged_drift(settings: EvergreenSettings, day: dt.date) -> DriftFinding:
+    """The drift finding of ``day``, judged once: the kept one while the day's logged rows are
+    those it judged, else ``prediction_drift`` computed now and kept (``write_finding``).
+
+    The drift sensor and the ``model_monitoring`` asset both ask; whichever comes first pays
+    for Evidently. A day not judged (no rows, no reference) is cheap and always asked again."""
+    from evergreen.warehouse import connect
+
+    kept = read_drift(settings, day)
+    if kept is not None:
+        with connect(settings.warehouse_path, read_only=True) as conn:
+            if logged_days(conn).get(day, 0) == kept.logged_rows:
+                return kept
+    finding = prediction_drift(settings, day)
+    write_finding(settings, "drift", day, finding)
+    return finding
