@@ -199,8 +199,11 @@ def bare_app(runtime):
 def serve_bare(args) -> None:
     import uvicorn
 
+    from evergreen.serving.runtime import freeze_startup_heap
+
     settings = EvergreenSettings(home=Path(args.home))
     runtime = open_runtime(settings, args.model, Path(args.log_dir))
+    freeze_startup_heap()  # as the bento does: the two differ only by the framework
     uvicorn.run(
         bare_app(runtime), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
     )
@@ -331,6 +334,7 @@ def _wait_ready(url: str, timeout_s: float = 120.0) -> None:
 def run(args) -> dict:
     from evergreen.models.registry import ModelRegistry
     from evergreen.serving.process import BentoProcess, free_port
+    from evergreen.serving.runtime import freeze_startup_heap
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     try:
@@ -346,6 +350,7 @@ def run(args) -> dict:
         bodies_file.write_text(json.dumps([b.decode() for b in bodies]))
         figures: dict = {"model": tag, "seconds_per_level": args.seconds, "cpus": os.cpu_count()}
         runtime = open_runtime(settings, tag, workdir / "floor-log")
+        freeze_startup_heap()  # the servers do too
         for clients in args.clients:
             _record(figures, "floor", clients, bench_floor(runtime, bodies, clients, args.seconds))
         runtime.close()

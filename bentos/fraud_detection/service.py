@@ -22,7 +22,12 @@ import os
 import bentoml
 from starlette.responses import JSONResponse, Response
 
-from evergreen.serving.runtime import NotReady, ServingRuntime, serving_model
+from evergreen.serving.runtime import (
+    NotReady,
+    ServingRuntime,
+    freeze_startup_heap,
+    serving_model,
+)
 from evergreen.serving.schemas import PredictRequest, PredictResponse
 from evergreen.settings import get_settings
 
@@ -65,6 +70,7 @@ class FraudDetection:
     def __init__(self) -> None:
         self.runtime = ServingRuntime(get_settings(), serving_model(self.bento_model)).open()
         self._last_reason = ""
+        freeze_startup_heap()
         logger.info("serving %s from %s", self.runtime.model.tag, self.runtime.settings.home)
 
     # Positional-only: the body IS the request model (no wrapping key). ``async``: scoring takes

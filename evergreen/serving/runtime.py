@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import os
 import threading
 import time
@@ -71,6 +72,17 @@ def serving_model(stored: Any) -> ServingModel:
         feature_service_version=str(meta["feature_service_version"]),
         predict_rows=predict_rows,
     )
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive now (Feast, pandas, CatBoost, the model, the web framework:
+    millions of objects) out of the garbage collector's reach (``gc.freeze``).
+
+    They live as long as the process; yet each full collection, which the framework's
+    per-request cycles trigger every few seconds, would walk them all and stall every request
+    in flight: at 64 concurrent clients the bento's p99 was 214-236 ms against a p50 of 50 ms,
+    and 59-88 ms once frozen. Call it once the process has loaded what it serves."""
+    gc.freeze()
 
 
 def predictions_dir(settings: EvergreenSettings) -> Path:
