@@ -157,6 +157,7 @@ def _evaluate(settings, cutoff, candidate, champion, split, window) -> _Result:
     )
     from evergreen.models.metrics import evaluate
     from evergreen.models.training import day_range
+    from evergreen.report_server import report_url
 
     files = EvaluationFiles.for_cutoff(settings, cutoff)
     files.folder.mkdir(parents=True, exist_ok=True)
@@ -192,9 +193,11 @@ def _evaluate(settings, cutoff, candidate, champion, split, window) -> _Result:
         **(_numbers("champion", theirs) if theirs else {}),
         **drift,
         "evidently_report": MetadataValue.path(str(files.report)),
-        "evidently_report_url": MetadataValue.url(files.report.as_uri()),
+        # Opens from the UI while `evergreen ui` serves the reports folder.
+        "evidently_report_url": MetadataValue.url(report_url(settings, files.report)),
         "precision_recall": MetadataValue.md(plot),
         "precision_recall_png": MetadataValue.path(str(files.plot)),
+        "precision_recall_url": MetadataValue.url(report_url(settings, files.plot)),
         "scored_frame": MetadataValue.path(str(files.scored)),
     }
     if theirs:

@@ -119,6 +119,7 @@ def _upstream_metadata(context: AssetExecutionContext, cutoff: dt.date) -> dict:
 
 
 def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.date) -> dict:
+    from evergreen.models.comparison import inline_png
     from evergreen.models.training_report import (
         importance_table,
         metrics_table,
@@ -126,6 +127,7 @@ def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.da
         split_table,
         write_learning_curve,
     )
+    from evergreen.report_server import report_url
 
     plot = write_learning_curve(
         trained, settings.reports_dir / "models" / f"cutoff={cutoff}" / "learning_curve.png"
@@ -151,7 +153,9 @@ def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.da
         "seed": trained.seed,
         "params": MetadataValue.md(params_table(trained.params)),
         "feature_importances": MetadataValue.md(importance_table(trained.feature_importances)),
+        "learning_curve_plot": MetadataValue.md(inline_png(plot, "learning curve")),
         "learning_curve": MetadataValue.path(str(plot)),
+        "learning_curve_url": MetadataValue.url(report_url(settings, plot)),
         "training_window": p.training_window,
         "data_fingerprint": p.data_fingerprint,
         "feature_service": p.feature_service,

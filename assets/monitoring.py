@@ -49,6 +49,7 @@ def model_monitoring(
         reference_ap,
     )
     from evergreen.models.comparison import inline_png
+    from evergreen.report_server import report_url
     from evergreen.warehouse import connect
 
     settings = evergreen.settings()
@@ -82,7 +83,9 @@ def model_monitoring(
             "matured_predictions": int(ap["rows"].sum()),
             "labels_through": str(labels_through),
             "live_ap_png": MetadataValue.path(str(ap_png)),
+            "live_ap_url": MetadataValue.url(report_url(settings, ap_png)),
             "drift_png": MetadataValue.path(str(drift_png)),
+            "drift_url": MetadataValue.url(report_url(settings, drift_png)),
             "drift_findings": MetadataValue.path(str(folder / "drift")),
         }
     )

@@ -293,18 +293,34 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Address the webserver listens on."),
     port: int = typer.Option(3000, help="Port of the webserver."),
 ) -> None:
-    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance.
+    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance, and serve the
+    reports folder so the metadata's links to Evidently reports and plots open.
 
     Open http://127.0.0.1:3000 to see every asset, materialize one by hand, and read each
-    run's checks and metadata. Ctrl-C stops both processes.
+    run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT).
+    Ctrl-C stops everything.
     """
-    import os
+    import subprocess
     from pathlib import Path
 
     from evergreen.instance import ensure_instance
+    from evergreen.report_server import start_report_server, stop_report_server
 
     settings = get_settings().ensure_dirs()
     ensure_instance(settings)
+    reports = start_report_server(settings)
+    console.print(f"Reports (Evidently HTML, plots): {settings.reports_url}")
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)])
+    argv = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    try:
+        webserver = subprocess.Popen(argv)
+        while True:
+            try:
+                code = webserver.wait()
+                break
+            except KeyboardInterrupt:  # dagster dev got the same Ctrl-C and is shutting down
+                continue
+    finally:
+        stop_report_server(reports)
+    raise typer.Exit(code)

@@ -60,6 +60,11 @@ class EvergreenSettings(BaseSettings):
     router_admin_port: int = Field(
         default=2019, description="Caddy's admin API port (always on loopback)."
     )
+    reports_port: int = Field(
+        default=3001,
+        description="Where `evergreen ui` serves the reports folder over HTTP (loopback), so "
+        "the Dagster UI's links to Evidently reports and plots open in the browser.",
+    )
     serve_p99_budget_ms: float = Field(
         default=100.0, gt=0, description="Infra validation: p99 latency a bento must meet."
     )
@@ -153,6 +158,11 @@ class EvergreenSettings(BaseSettings):
     def reports_dir(self) -> Path:
         """HTML reports (Evidently) and plots linked from asset metadata."""
         return self.home / "reports"
+
+    @property
+    def reports_url(self) -> str:
+        """The HTTP address of ``reports_dir`` while ``evergreen ui`` runs."""
+        return f"http://127.0.0.1:{self.reports_port}"
 
     @property
     def predictions_dir(self) -> Path:

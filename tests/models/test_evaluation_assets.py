@@ -94,6 +94,10 @@ def test_the_evaluation_reports_metrics_a_report_and_a_plot(evaluated, dagster_i
     html = Path(report["evidently_report"]).read_text()
     assert html.lstrip().lower().startswith("<!doctype html") and "terminal_risk_7d" in html
     assert report["precision_recall"].startswith("![precision-recall curves](data:image/png")
+    # The UI's link: the report's place under the reports folder, served by `evergreen ui`.
+    relative = Path(report["evidently_report"]).relative_to(asset_settings(settings).reports_dir)
+    assert report["evidently_report_url"].endswith(relative.as_posix().replace("=", "%3D"))
+    assert report["evidently_report_url"].startswith("http://127.0.0.1:")
     assert "| feature | method | score |" in report["feature_drift"]
     scored = pd.read_parquet(report["scored_frame"])
     assert (
