@@ -42,8 +42,13 @@ WORKFLOW = [
     ("retrains", "every retrain trigger, accepted or suppressed, and why"),
 ]
 DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
-# Dagster's notes about its own beta and preview APIs are for developers, not for this terminal.
+# Libraries' notes to their own developers (Dagster's beta and preview APIs, Feast's experimental
+# on-demand views, ibis and litestar calling their own deprecated functions) are not for the
+# person at this terminal: nothing they could change.
 warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
+warnings.filterwarnings("ignore", message=r"On demand feature view is an experimental feature")
+warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+warnings.filterwarnings("ignore", message=r"Use of deprecated class 'DependencyKwarg'")
 
 
 def _workflow_epilog(registered: set[str]) -> str:

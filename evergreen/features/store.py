@@ -5,8 +5,11 @@ Imports Feast: import this module only inside asset bodies, tests and benchmarks
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -26,6 +29,8 @@ from evergreen.features.repo import (
 )
 from evergreen.features.tables import known_at
 from evergreen.settings import EvergreenSettings
+
+log = logging.getLogger(__name__)
 
 _APPLIED_MARKER = "applied.json"
 
@@ -97,9 +102,15 @@ def apply_definitions(settings: EvergreenSettings, force: bool = False) -> Apply
 
 
 def materialize_day(store: FeatureStore, day: dt.date, views: list[str] | None = None) -> None:
-    """Load the feature rows of ``day`` (event time = the next midnight) into the online store."""
+    """Load the feature rows of ``day`` (event time = the next midnight) into the online store.
+
+    Feast prints its progress to stdout, a dozen lines per day in the terminal of ``make
+    demo``; they go to the debug log (the asset's metadata says what was loaded)."""
     at = known_at(day)
-    store.materialize(start_date=at, end_date=at, feature_views=views)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        store.materialize(start_date=at, end_date=at, feature_views=views)
+    if printed.getvalue().strip():
+        log.debug("feast materialize %s: %s", day, printed.getvalue().strip())
 
 
 def newest_online(store: FeatureStore) -> dt.datetime | None:
