@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperGroup
 
+from evergreen.library_notes import silence_library_notes
 from evergreen.settings import get_settings
 
 # The commands in the order a person meets them; `evergreen --help` lists those registered.
@@ -42,13 +42,7 @@ WORKFLOW = [
     ("retrains", "every retrain trigger, accepted or suppressed, and why"),
 ]
 DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
-# Libraries' notes to their own developers (Dagster's beta and preview APIs, Feast's experimental
-# on-demand views, ibis and litestar calling their own deprecated functions) are not for the
-# person at this terminal: nothing they could change.
-warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
-warnings.filterwarnings("ignore", message=r"On demand feature view is an experimental feature")
-warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
-warnings.filterwarnings("ignore", message=r"Use of deprecated class 'DependencyKwarg'")
+silence_library_notes()
 
 
 def _workflow_epilog(registered: set[str]) -> str:
@@ -287,9 +281,15 @@ def demo(
 ) -> None:
     """The whole loop on the embedded defaults: history, first model, live days with a drift,
     sensors, retrain, gate, canary; ends with a summary (serving is stopped at the end)."""
+    import os
+
     from evergreen.demo import DemoPlan, run_demo
 
-    summary = run_demo(get_settings(), DemoPlan.quick() if quick else DemoPlan(), console)
+    plan = DemoPlan.quick() if quick else DemoPlan()
+    for name, value in plan.settings_env.items():
+        os.environ.setdefault(name, value)  # what the user set wins
+    get_settings.cache_clear()
+    summary = run_demo(get_settings(), plan, console)
     raise typer.Exit(1 if summary.failed_requests else 0)
 
 

@@ -40,6 +40,9 @@ class DemoPlan:
     heartbeat_rate: float = 5.0
     canary_steps: tuple[int, ...] = (25, 100)
     canary_step_seconds: float = 6.0
+    # Settings (EVERGREEN_* variables) the plan needs unless the environment sets them: assets
+    # read their settings from the environment, so the plan cannot pass them any other way.
+    settings_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def quick(cls) -> DemoPlan:
@@ -52,6 +55,13 @@ class DemoPlan:
             drift_after=1,
             replay_per_day=120,
             canary_step_seconds=2.0,
+            # 14 days of history: shorter label delay and windows, or no training set fits.
+            settings_env={
+                "EVERGREEN_LABEL_DELAY_DAYS": "3",
+                "EVERGREEN_TRAINING_WINDOW_DAYS": "10",
+                "EVERGREEN_EVALUATION_DAYS": "3",
+                "EVERGREEN_VALIDATION_DAYS": "2",
+            },
         )
 
     def deploy_config(self, strategy: str) -> dict:

@@ -1,12 +1,11 @@
 """The jobs the loop's sensors request: a retrain of one cut-off day, and a deploy.
 
 Selections are by asset key, so this module imports no asset module: the jobs resolve against
-whatever code location holds those assets (``definitions.py``).
+whatever code location holds those assets (``definitions.py``), and the retrain job takes its
+daily partitions from them.
 """
 
 from dagster import AssetKey, AssetSelection, define_asset_job
-
-from assets.partitions import daily_partitions
 
 RETRAIN_JOB = "retrain"
 DEPLOY_JOB = "deploy"
@@ -17,7 +16,6 @@ DEPLOY_ASSETS = ("bento", "deployment")
 retrain_job = define_asset_job(
     RETRAIN_JOB,
     selection=AssetSelection.assets(*(AssetKey(k) for k in RETRAIN_ASSETS)),
-    partitions_def=daily_partitions,
     description="Retrain on the cut-off day (the partition): training set, candidate, "
     "evaluation against the champion, and the gate's promotion decision.",
 )

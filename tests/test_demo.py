@@ -21,15 +21,13 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     # Assets read their settings from the environment (the resource only carries the home).
     shortened = {
         "HOME": str(tmp_path / "home"),
-        "LABEL_DELAY_DAYS": "3",
-        "TRAINING_WINDOW_DAYS": "10",
-        "EVALUATION_DAYS": "3",
-        "VALIDATION_DAYS": "2",
         "SERVE_PORT": str(_free_port()),
         "ROUTER_ADMIN_PORT": str(_free_port()),
     }
     for name, value in shortened.items():
         monkeypatch.setenv(f"EVERGREEN_{name}", value)
+    for name, value in DemoPlan.quick().settings_env.items():  # as `evergreen demo --quick`
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
     settings = EvergreenSettings()
     console = Console(record=True, width=200)

@@ -28,9 +28,11 @@ from evergreen.features.repo import (
     definitions_version,
 )
 from evergreen.features.tables import known_at
+from evergreen.library_notes import silence_library_notes
 from evergreen.settings import EvergreenSettings
 
 log = logging.getLogger(__name__)
+silence_library_notes()  # again: importing Feast put its own filter in front
 
 _APPLIED_MARKER = "applied.json"
 

@@ -157,8 +157,11 @@ class DemoRun:
 
     def _require(self, run: RequestedRun) -> None:
         if not run.success:
-            checks = "; ".join(f"{k}: {v}" for k, v in run.failed_checks.items())
-            raise SystemExit(f"The demo's {run.source} run failed ({run.run_id}). {checks}")
+            why = {**run.failed_steps, **run.failed_checks}
+            reasons = "; ".join(f"{k}: {v.splitlines()[0] if v else ''}" for k, v in why.items())
+            raise SystemExit(
+                f"{run.source} failed (run {run.run_id}, in `evergreen ui`): {reasons or '?'}"
+            )
 
     def _status(self, text: str):
         return self.console.status(f"[bold]{text}[/]…")

@@ -38,6 +38,7 @@ class RequestedRun:
     run_id: str
     failed_checks: dict[str, str] = field(default_factory=dict)
     job: str = ""
+    failed_steps: dict[str, str] = field(default_factory=dict)  # step -> its error's message
 
 
 class LoopDriver:
@@ -185,4 +186,20 @@ def _requested_run(source: str, keys: list[str], partition: str | None, result) 
         for e in result.get_asset_check_evaluations()
         if not e.passed
     }
-    return RequestedRun(source, keys, partition, result.success, result.run_id, failed)
+    steps = {
+        e.step_key or "run": _said(e.step_failure_data.error)
+        for e in result.get_step_failure_events()
+        if e.step_failure_data and e.step_failure_data.error
+    }
+    run = RequestedRun(source, keys, partition, result.success, result.run_id, failed)
+    run.failed_steps = steps
+    return run
+
+
+def _said(error) -> str:
+    """A step's error as a person reads it: a ``Failure`` raised on purpose is its message alone
+    (its module path is noise), any other error keeps its class name."""
+    message = error.message.strip()
+    if error.cls_name == "Failure" and ": " in message:
+        return message.split(": ", 1)[1]
+    return message
