@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import shutil
@@ -36,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evergreen.settings import EvergreenSettings
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench-only helpers
+
+from evergreen.settings import EvergreenSettings  # noqa: E402
 
 CLIENTS = (1, 16, 64)
 WARMUP_S = 2.0
@@ -48,60 +49,18 @@ SEED = 11
 
 def prepare_home(home: Path, days: int = 14) -> tuple[EvergreenSettings, str]:
     """Simulate ``days`` days, ingest, compute features, put the last day online, train a
-    small model and make it champion. Returns the settings and the champion's tag."""
-    from evergreen.features.customer_spending import CUSTOMER_SPENDING, customer_spending_rows
-    from evergreen.features.store import (
-        apply_definitions,
-        feature_store,
-        fraud_feature_service,
-        materialize_day,
-    )
-    from evergreen.features.tables import write_partition
-    from evergreen.features.terminal_risk import TERMINAL_RISK, terminal_risk_rows
-    from evergreen.features.training_set import (
-        TrainingWindow,
-        build_training_set,
-        labelled_transactions,
-    )
-    from evergreen.ingest.partition import ingest_partition
+    small model and make it champion (``real_home``'s steps, a larger world). Returns the
+    settings and the champion's tag."""
+    from real_home import ingest_and_features, online_and_training_split, train_and_register
+
     from evergreen.models.registry import ModelRegistry
-    from evergreen.models.training import Provenance, split_by_time, train_candidate
-    from evergreen.simulator import SimulatorConfig, simulate
-    from evergreen.warehouse import connect
 
     settings = EvergreenSettings(home=home, label_delay_days=3).ensure_dirs()
-    start = settings.start_date
-    config = SimulatorConfig(
-        customers=2000, terminals=4000, start=start, days=days, seed=SEED, label_delay_days=3
-    )
-    simulate(config, settings.landing_dir)
-    created = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    for i in range(days):
-        d = start + dt.timedelta(days=i)
-        ingest_partition(settings, "transactions", d)
-        ingest_partition(settings, "labels", d)
-        with connect(settings.warehouse_path, read_only=True) as conn:
-            rows = customer_spending_rows(conn, d, created)
-            write_partition(CUSTOMER_SPENDING, rows, settings.features_dir, d)
-            rows = terminal_risk_rows(conn, d, created, settings.label_lookback_days)
-            write_partition(TERMINAL_RISK, rows, settings.features_dir, d)
-    apply_definitions(settings)
-    store = feature_store(settings)
-    materialize_day(store, start + dt.timedelta(days=days - 2))  # serves the last day
-    cutoff = start + dt.timedelta(days=days - 1)
-    window = TrainingWindow.ending_at(cutoff, days, settings.label_delay_days)
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-    service = fraud_feature_service(store)
-    frame = build_training_set(store, entities, service).to_pandas()
-    split = split_by_time(frame, 2, 2)
-    trained = train_candidate(split.train, split.validation, SEED, {"iterations": 200})
-    trained.provenance = Provenance(
-        feature_service=service.name, feature_service_version=service.tags["version"]
-    )
-    registry = ModelRegistry(settings)
-    tag = registry.register(trained, "bench", "serving benchmark").tag
-    registry.set_status(tag, "champion", "bench", "serving benchmark")
+    ingest_and_features(settings, days, customers=2000, terminals=4000, seed=SEED)
+    split, service = online_and_training_split(settings, days, window_days=days)
+    reason = "serving benchmark"
+    tag = train_and_register(settings, split, service, SEED, {"iterations": 200}, reason)
+    ModelRegistry(settings).set_status(tag, "champion", "bench", reason)
     return settings, tag
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -62,8 +63,6 @@ def start_report_server(settings: EvergreenSettings) -> subprocess.Popen:
 
 
 def _wait_listening(process: subprocess.Popen, port: int, log: Path, timeout_s: float = 15) -> None:
-    import time
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -118,6 +118,14 @@ def logged_days(conn: duckdb.DuckDBPyConnection) -> dict[dt.date, int]:
     return {day: int(n) for day, n in rows}
 
 
+def logged_rows(conn: duckdb.DuckDBPyConnection, day: dt.date) -> int:
+    """How many predictions ``live_predictions`` holds for ``day``."""
+    if not table_exists(conn, LIVE_TABLE):
+        return 0
+    sql = f"SELECT count(*) FROM {LIVE_TABLE} WHERE partition_date = $day"
+    return int(conn.execute(sql, {"day": day}).fetchone()[0])
+
+
 def served_days(conn: duckdb.DuckDBPyConnection, model_version: str) -> list[dt.date]:
     """The transaction days on which ``model_version`` served, oldest first."""
     if not table_exists(conn, LIVE_TABLE):

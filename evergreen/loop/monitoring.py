@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evergreen.loop.live_data import logged_day, logged_days, matured_predictions
+from evergreen.loop.live_data import logged_day, logged_rows, matured_predictions
 from evergreen.models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from evergreen.models.metrics import SEGMENTS
 from evergreen.models.registry import ModelRecord, ModelRegistry, UnknownModelError
@@ -141,7 +141,7 @@ def prediction_drift(
     seed = settings.seed if seed is None else seed
     with connect(settings.warehouse_path, read_only=True) as conn:
         current = logged_day(conn, day, max_rows, seed)
-        logged_rows = logged_days(conn).get(day, 0)
+        logged = logged_rows(conn, day)
     if current.empty:
         return DriftFinding(day, None, f"no logged predictions on {day}")
     record = _serving_record(settings, current)
@@ -167,7 +167,7 @@ def prediction_drift(
         reference_rows=len(reference),
         features=drift,
         segments=segment_drift(reference, current, features),
-        logged_rows=logged_rows,
+        logged_rows=logged,
     )
 
 
@@ -435,7 +435,7 @@ def judged_drift(settings: EvergreenSettings, day: dt.date) -> DriftFinding:
     kept = read_drift(settings, day)
     if kept is not None:
         with connect(settings.warehouse_path, read_only=True) as conn:
-            if logged_days(conn).get(day, 0) == kept.logged_rows:
+            if logged_rows(conn, day) == kept.logged_rows:
                 return kept
     finding = prediction_drift(settings, day)
     write_finding(settings, "drift", day, finding)
