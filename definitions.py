@@ -13,20 +13,20 @@ from dagster import (
 
 from assets.deployment import deployment
 from assets.evaluation import evaluation_report, promotion_decision
-from assets.feature_store import feature_definitions, online_features, training_set
+from assets.feast_features import feature_definitions, online_features, training_set
 from assets.features import customer_spending_features, terminal_risk_features
+from assets.jobs import deploy_job, retrain_job
+from assets.model_monitoring import model_monitoring
 from assets.models import candidate_model
-from assets.monitoring import model_monitoring
 from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import bento, live_predictions, serves_like_offline
 from evergreen.resources import EvergreenResource
 from sensors.deploy_sensor import deploy_sensor
 from sensors.drift_sensor import drift_sensor
-from sensors.jobs import deploy_job, retrain_job
 from sensors.landing_sensor import landing_zone_sensor
 from sensors.performance_sensor import performance_sensor
 from sensors.promotion_watch import promotion_watch
-from sensors.retrain_schedule import retrain_floor_sensor
+from sensors.retrain_floor_sensor import retrain_floor_sensor
 
 # Automation conditions act only while a sensor evaluates them: on by default, as landing is.
 automation_sensor = AutomationConditionSensorDefinition(

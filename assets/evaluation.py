@@ -24,7 +24,7 @@ from dagster import (
     asset,
 )
 
-from assets.feature_store import training_set
+from assets.feast_features import training_set
 from assets.models import candidate_model
 from assets.partitions import daily_partitions
 from evergreen.models.gate_policy import GatePolicy

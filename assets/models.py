@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from assets.feature_store import training_set
+from assets.feast_features import training_set
 from assets.partitions import daily_partitions
 from evergreen.models.code_version import training_code_version
 from evergreen.resources import EvergreenResource

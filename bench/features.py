@@ -39,7 +39,7 @@ from evergreen.features.tables import FeatureTable, known_at
 from evergreen.settings import EvergreenSettings
 
 START = dt.date(2018, 4, 1)
-TTL_DAYS = 2  # evergreen.features.definitions.FEATURE_TTL, without importing Feast here
+TTL_DAYS = 2  # evergreen.features.feast_objects.FEATURE_TTL, without importing Feast here
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -169,8 +169,8 @@ def _stock_duckdb_store(settings: EvergreenSettings):
     from feast import FeatureStore
     from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 
+    from evergreen.features.feast_client import repo_config
     from evergreen.features.repo import FEATURE_REPO
-    from evergreen.features.store import repo_config
 
     config = repo_config(settings)
     config.offline_config = DuckDBOfflineStoreConfig()
@@ -181,7 +181,7 @@ def bench_pit(
     workdir: Path, rows: int, history_days: int, window_days: int, repeats: int, stock: bool
 ) -> dict:
     """Feast vs the ASOF floor for ``rows`` labelled transactions, same files, same run."""
-    from evergreen.features.store import apply_definitions, feature_store
+    from evergreen.features.feast_client import apply_definitions, feature_store
 
     settings = EvergreenSettings(home=workdir / f"pit{rows}")
     entities_per_day = rows // window_days // 2  # about two transactions per card a day
@@ -218,8 +218,8 @@ def bench_pit(
 def bench_on_demand(workdir: Path, rows: int) -> dict:
     """Seconds for the full FeatureService (with the on-demand views) on ``rows`` rows:
     ``build_training_set`` and Feast's own retrieval of the service; same result?"""
+    from evergreen.features.feast_client import apply_definitions, feature_store
     from evergreen.features.repo import FEATURE_SERVICE
-    from evergreen.features.store import apply_definitions, feature_store
     from evergreen.features.training_set import build_training_set
 
     settings = EvergreenSettings(home=workdir / "service")
@@ -255,7 +255,7 @@ def bench_online(
     caches). ``variant``: ``evergreen``
     (as configured), ``feast_engine`` (Feast's local engine: protobuf writes into the same
     store) or ``feast_sqlite`` (Feast's engine and its stock SQLite store)."""
-    from evergreen.features.store import apply_definitions, feature_store, materialize_day
+    from evergreen.features.feast_client import apply_definitions, feature_store, materialize_day
 
     settings = EvergreenSettings(home=workdir / f"online{entities}{variant}")
     for table in FEATURE_TABLES:
@@ -288,9 +288,9 @@ def _with_feast(settings: EvergreenSettings, variant: str):
     from feast import FeatureStore
     from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 
-    from evergreen.features.definitions import feast_definitions
+    from evergreen.features.feast_client import repo_config
+    from evergreen.features.feast_objects import feast_definitions
     from evergreen.features.repo import FEATURE_REPO
-    from evergreen.features.store import repo_config
 
     config = repo_config(settings)
     config.batch_engine_config = "local"
@@ -307,7 +307,7 @@ def bench_latency(
 ) -> dict:
     """p50/p99 (ms) of a read of the FeatureService for ``batch`` random entities a request:
     the serving path (``OnlineReader.read``) or Feast's ``get_online_features``."""
-    from evergreen.features.store import OnlineReader, feature_store
+    from evergreen.features.feast_client import OnlineReader, feature_store
 
     reader = OnlineReader.open(feature_store(settings))
     read = reader.read_through_feast if through_feast else reader.read

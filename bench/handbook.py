@@ -320,7 +320,7 @@ class Frames:
 
 def prepare(work: Workload, workdir: Path, clock: Clock) -> Frames:
     """Simulate, ingest, build both sides' features and cut both by the protocol."""
-    from evergreen.features.store import apply_definitions, feature_store
+    from evergreen.features.feast_client import apply_definitions, feature_store
 
     protocol = work.protocol
     settings = EvergreenSettings(

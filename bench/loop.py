@@ -3,7 +3,7 @@
 Three parts, each in its own temporary home:
 
 - ``drift``: a long stationary stretch, then the simulator's concept + covariate drift; every
-  live day judged by the drift monitor (``evergreen.loop.monitoring.prediction_drift``) and put
+  live day judged by the drift monitor (``evergreen.loop.monitors.prediction_drift``) and put
   to the retrain policy (``RetrainGovernor``, default ``RetrainPolicy``): false alarms
   (accepted drift triggers on stationary days), the share of features drifted on stationary
   days, and the detection delay in days (``bench/loop_drift.py``).
@@ -72,7 +72,7 @@ def run_drift(workdir: Path, quick: bool) -> dict:
 def run_serving(workdir: Path) -> dict:
     from loop_latency import run_serving_latency
 
-    from evergreen.demo import DemoPlan
+    from evergreen.demo.plan import DemoPlan
     from evergreen.settings import EvergreenSettings
 
     serving_env(workdir / "serving")

@@ -133,7 +133,7 @@ def compute_features(settings: EvergreenSettings, days: list[dt.date]) -> None:
 
 def model_inputs(settings: EvergreenSettings, window) -> pd.DataFrame:
     """Transactions of a window with their features as of each one (the training-set builder)."""
-    from evergreen.features.store import feature_store, fraud_feature_service
+    from evergreen.features.feast_client import feature_store, fraud_feature_service
     from evergreen.features.training_set import build_training_set, labelled_transactions
     from evergreen.warehouse import connect
 
@@ -146,7 +146,7 @@ def model_inputs(settings: EvergreenSettings, window) -> pd.DataFrame:
 def crown_reference_model(world: DriftWorld) -> tuple[str, pd.DataFrame]:
     """Write the reference training set and make a small model trained on it the champion."""
     from evergreen.features.training_set import TrainingWindow
-    from evergreen.loop.monitoring import training_set_path
+    from evergreen.loop.monitors import training_set_path
     from evergreen.models.ledger import ModelStatus
     from evergreen.models.registry import ModelRegistry
     from evergreen.models.training import Provenance, split_by_time, train_candidate
@@ -212,8 +212,8 @@ def log_day(settings: EvergreenSettings, frame: pd.DataFrame, tag: str, day: dt.
 def judge_days(world: DriftWorld, tag: str) -> list[dict]:
     """Each live day: logged, judged by the drift monitor, put to the retrain policy."""
     from evergreen.features.training_set import TrainingWindow
-    from evergreen.loop.monitoring import day_start, prediction_drift
-    from evergreen.loop.policy import RetrainGovernor, Trigger
+    from evergreen.loop.monitors import day_start, prediction_drift
+    from evergreen.loop.retrain_policy import RetrainGovernor, Trigger
 
     s = world.settings
     window = TrainingWindow(
@@ -248,7 +248,7 @@ def judge_days(world: DriftWorld, tag: str) -> list[dict]:
 
 def summarize(world: DriftWorld, days: list[dict]) -> dict[str, float | int | None]:
     """The figures: false alarms and drifted share on stationary days, detection delay."""
-    from evergreen.loop.policy import RetrainPolicy
+    from evergreen.loop.retrain_policy import RetrainPolicy
 
     enter = RetrainPolicy()
     stationary = [d for d in days if not d["drifted"]]
@@ -281,7 +281,7 @@ def summarize(world: DriftWorld, days: list[dict]) -> dict[str, float | int | No
 
 def run_drift_bench(home: Path, plan: DriftPlan) -> tuple[dict, list[dict]]:
     """Build the world, judge every live day; returns (figures, per-day rows)."""
-    from evergreen.features.store import apply_definitions
+    from evergreen.features.feast_client import apply_definitions
 
     world = DriftWorld(home, plan)
     seconds = world.build()

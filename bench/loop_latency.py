@@ -86,9 +86,9 @@ def run_serving_latency(settings: EvergreenSettings, plan) -> dict:
     from dagster import DagsterInstance
     from rich.console import Console
 
-    from evergreen.demo import reset_state
+    from evergreen.demo.run import reset_state
+    from evergreen.demo.steps import DemoRun
     from evergreen.instance import ensure_instance
-    from evergreen.loop.demo_steps import DemoRun
 
     reset_state(settings)
     ensure_instance(settings)
@@ -152,7 +152,7 @@ def run_data_stages_1m(home: Path, customers: int, terminals: int, history_days:
     ingest, its feature tables, and one day's training set through the FeatureService."""
     from loop_drift import compute_features, model_inputs
 
-    from evergreen.features.store import apply_definitions
+    from evergreen.features.feast_client import apply_definitions
     from evergreen.features.training_set import TrainingWindow
     from evergreen.ingest.partition import ingest_partition
     from evergreen.simulator import SimulatorConfig, simulate

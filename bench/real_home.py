@@ -67,7 +67,7 @@ def online_and_training_split(settings: EvergreenSettings, days: int, window_day
     """``feast apply``, the day before the last online (the one the last day's payments read),
     and the point-in-time training set ending at the last day, split by time (two validation
     and two evaluation days). Returns the split and the FeatureService."""
-    from evergreen.features.store import (
+    from evergreen.features.feast_client import (
         apply_definitions,
         feature_store,
         fraud_feature_service,

@@ -73,7 +73,7 @@ def request_bodies(settings: EvergreenSettings, n: int = 500) -> list[bytes]:
 
 
 def open_runtime(settings: EvergreenSettings, tag: str, log_dir: Path):
-    from evergreen.models.store import model_store
+    from evergreen.models.bentoml_home import model_store
     from evergreen.serving.prediction_log import PredictionLog
     from evergreen.serving.runtime import ServingRuntime, serving_model
 

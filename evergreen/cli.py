@@ -220,10 +220,11 @@ def ingest(
             f"unknown feed {unknown[0]!r}; use transactions or labels", param_hint="--feed"
         )
     # Checked input first: loading the assets takes seconds.
-    from assets.raw_data import raw_labels, raw_transactions
+    from evergreen.demo.code_location import assets_named
     from evergreen.runs import materialize_partitions
 
-    by_feed = {"transactions": raw_transactions, "labels": raw_labels}
+    raw = assets_named("raw_transactions", "raw_labels")
+    by_feed = dict(zip(("transactions", "labels"), raw, strict=True))
     keys = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
     with progress_bar(len(keys) * len(feed), "ingesting") as advance:
 
@@ -281,15 +282,12 @@ def demo(
 ) -> None:
     """The whole loop on the embedded defaults: history, first model, live days with a drift,
     sensors, retrain, gate, canary; ends with a summary (serving is stopped at the end)."""
-    import os
-
-    from evergreen.demo import DemoPlan, run_demo
+    from evergreen.demo.plan import DemoPlan
+    from evergreen.demo.run import run_demo
+    from evergreen.settings import settings_home
 
     plan = DemoPlan.quick() if quick else DemoPlan()
-    for name, value in plan.settings_env.items():
-        os.environ.setdefault(name, value)  # what the user set wins
-    get_settings.cache_clear()
-    summary = run_demo(get_settings(), plan, console)
+    summary = run_demo(settings_home(), plan, console)
     raise typer.Exit(1 if summary.failed_requests else 0)
 
 

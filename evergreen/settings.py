@@ -1,19 +1,62 @@
-"""The one settings object: every path Evergreen writes to derives from ``EVERGREEN_HOME``."""
+"""The one settings object: every path Evergreen writes to derives from ``EVERGREEN_HOME``.
+
+Where a setting comes from, highest first (the one documented place; the README's
+configuration section says the same):
+
+1. keyword arguments (the resource passes its ``home``);
+2. ``EVERGREEN_*`` environment variables;
+3. ``$EVERGREEN_HOME/evergreen.yaml``, the home's own settings (``write_home_settings``: the
+   demo records its plan there, so a later ``make ui`` on that home sees the same dates and
+   windows);
+4. the defaults below.
+
+Both readers, the partition definitions built when the code location loads (``get_settings``)
+and the resource an asset body asks (``EvergreenResource.settings``), resolve through these
+same sources, so they agree on a home's settings; nothing edits ``os.environ`` to pass them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from functools import lru_cache
 from pathlib import Path
 
+import yaml
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+HOME_SETTINGS_FILE = "evergreen.yaml"
+
+
+def settings_home(home: Path | str | None = None) -> Path:
+    """The home a settings object will have: the argument, ``EVERGREEN_HOME``, or ./.evergreen."""
+    return Path(home or os.environ.get("EVERGREEN_HOME") or Path.cwd() / ".evergreen")
 
 
 class EvergreenSettings(BaseSettings):
     """Configuration, overridable by ``EVERGREEN_*`` environment variables."""
 
     model_config = SettingsConfigDict(env_prefix="EVERGREEN_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the home's ``evergreen.yaml``."""
+        home = settings_home(init_settings.init_kwargs.get("home"))
+        home_file = YamlConfigSettingsSource(settings_cls, yaml_file=home / HOME_SETTINGS_FILE)
+        return init_settings, env_settings, home_file
 
     home: Path = Field(
         default_factory=lambda: Path.cwd() / ".evergreen",
@@ -188,7 +231,21 @@ class EvergreenSettings(BaseSettings):
         return self
 
 
+def write_home_settings(home: Path, values: dict[str, object]) -> Path:
+    """Record settings in ``home``'s ``evergreen.yaml`` (validated first: a bad value is refused
+    here, not when a run reads it); the environment still wins over what is recorded."""
+    EvergreenSettings(home=home, **values)
+    path = Path(home) / HOME_SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({k: _plain(v) for k, v in values.items()}, sort_keys=True))
+    return path
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, (Path, dt.date)) else value
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> EvergreenSettings:
-    """The process-wide settings, read once from the environment."""
+    """The process-wide settings, read once (environment, then the home's file)."""
     return EvergreenSettings()

@@ -1,13 +1,13 @@
 """Feast's entry point for `feast plan` / `feast apply` run from this folder.
 
-The definitions live in ``evergreen.features.definitions`` (the Dagster asset
+The definitions live in ``evergreen.features.feast_objects`` (the Dagster asset
 ``feature_definitions`` applies the same objects); this file only binds them to the feature
 tables under ``$EVERGREEN_HOME/features`` and exposes them for Feast to find.
 """
 
 import os
 
-from evergreen.features.definitions import feast_definitions
+from evergreen.features.feast_objects import feast_definitions
 from evergreen.settings import EvergreenSettings
 
 if not os.environ.get("EVERGREEN_HOME"):

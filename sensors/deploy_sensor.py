@@ -20,9 +20,9 @@ from dagster import (
     sensor,
 )
 
+from assets.jobs import DEPLOY_JOB, deploy_job
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
-from sensors.jobs import DEPLOY_JOB, deploy_job
 
 DEPLOYMENT = AssetKey("deployment")
 _UNFINISHED = [

@@ -13,8 +13,8 @@ from dagster import (
     sensor,
 )
 
+from assets.jobs import retrain_job
 from evergreen.resources import EvergreenResource
-from sensors.jobs import retrain_job
 from sensors.retrain_requests import (
     LIVE_PREDICTIONS,
     DayCursor,
@@ -37,8 +37,8 @@ DAYS_PER_TICK = 3  # a drift check takes seconds; a backlog is worked off over t
 )
 def drift_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource):
     """Judge the live_predictions days not judged yet; request a retrain when drifted."""
-    from evergreen.loop.monitoring import day_start, finding_path, judged_drift
-    from evergreen.loop.policy import Trigger
+    from evergreen.loop.monitors import day_start, finding_path, judged_drift
+    from evergreen.loop.retrain_policy import Trigger
 
     settings = evergreen.settings()
     cursor = DayCursor(context.cursor)

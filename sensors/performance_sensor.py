@@ -15,8 +15,8 @@ from dagster import (
     sensor,
 )
 
+from assets.jobs import retrain_job
 from evergreen.resources import EvergreenResource
-from sensors.jobs import retrain_job
 from sensors.retrain_requests import (
     LABELS,
     DayCursor,
@@ -38,8 +38,8 @@ DAYS_PER_TICK = 30
 )
 def performance_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource):
     """Judge the label days not judged yet; request a retrain when the champion decayed."""
-    from evergreen.loop.monitoring import day_start, live_performance, write_finding
-    from evergreen.loop.policy import Trigger
+    from evergreen.loop.monitors import day_start, live_performance, write_finding
+    from evergreen.loop.retrain_policy import Trigger
 
     settings = evergreen.settings()
     cursor = DayCursor(context.cursor)

@@ -15,8 +15,8 @@ from dagster import (
     sensor,
 )
 
+from assets.jobs import DEPLOY_JOB, deploy_job
 from evergreen.resources import EvergreenResource
-from sensors.jobs import DEPLOY_JOB, deploy_job
 from sensors.retrain_requests import newest_label_day
 
 

@@ -13,9 +13,9 @@ import json
 
 from dagster import AssetKey, DagsterInstance, RunRequest, SensorEvaluationContext
 
-from evergreen.loop.policy import Decision, RetrainGovernor, Trigger
+from assets.jobs import RETRAIN_JOB
+from evergreen.loop.retrain_policy import Decision, RetrainGovernor, Trigger
 from evergreen.settings import EvergreenSettings
-from sensors.jobs import RETRAIN_JOB
 
 LABELS = AssetKey("raw_labels")
 LIVE_PREDICTIONS = AssetKey("live_predictions")

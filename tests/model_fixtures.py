@@ -29,7 +29,7 @@ def asset_settings(settings: EvergreenSettings) -> EvergreenSettings:
 @pytest.fixture(scope="session")
 def pipeline_home(tmp_path_factory) -> EvergreenSettings:
     """24 simulated days ingested, both feature tables for every day, definitions applied."""
-    from evergreen.features.store import apply_definitions
+    from evergreen.features.feast_client import apply_definitions
 
     settings = make_settings(tmp_path_factory.mktemp("models") / "home")
     simulate_small(settings.landing_dir, days=ZONE_DAYS)
@@ -44,7 +44,7 @@ def pipeline_home(tmp_path_factory) -> EvergreenSettings:
 @pytest.fixture(scope="session")
 def training_frame(pipeline_home):
     """The training set of the cut-off, as the training_set asset builds it (not written)."""
-    from evergreen.features.store import feature_store, fraud_feature_service
+    from evergreen.features.feast_client import feature_store, fraud_feature_service
     from evergreen.features.training_set import (
         TrainingWindow,
         build_training_set,

@@ -122,7 +122,7 @@ def test_evergreen_debug_shows_the_traceback(tmp_path, monkeypatch):
 def test_retrains_lists_every_trigger_with_its_reason(home_env):
     import datetime as dt
 
-    from evergreen.loop.policy import RetrainGovernor, Trigger
+    from evergreen.loop.retrain_policy import RetrainGovernor, Trigger
 
     governor = RetrainGovernor(get_settings())
     day = dt.datetime(2018, 5, 1, tzinfo=dt.UTC)

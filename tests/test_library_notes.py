@@ -15,7 +15,7 @@ def _shown(message: str, category: type[Warning], module: str) -> bool:
 def test_library_deprecations_are_silenced_but_evergreens_own_are_shown():
     assert not _shown("GitWildMatchPattern is deprecated", DeprecationWarning, "pathspec.pattern")
     assert not _shown("fetch_arrow_table() is deprecated", DeprecationWarning, "ibis.backends")
-    assert _shown("old call", DeprecationWarning, "evergreen.features.store")
+    assert _shown("old call", DeprecationWarning, "evergreen.features.feast_client")
     assert _shown("old call", DeprecationWarning, "assets.models")
 
 

@@ -100,7 +100,7 @@ def containerize_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command only."),
 ) -> None:
     """`bentoml containerize` of the model's bento (needs a container engine)."""
-    from evergreen.models.store import bentoml_env
+    from evergreen.models.bentoml_home import bentoml_env
     from evergreen.serving.bento import BENTO_NAME
 
     settings = get_settings()

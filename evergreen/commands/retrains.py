@@ -24,7 +24,7 @@ def retrains_command(
 ) -> None:
     """The retrain policy's record: each trigger (drift, performance, schedule, manual), its
     data day, severity, outcome (accepted, suppressed, rearmed) and the reason."""
-    from evergreen.loop.policy import RetrainGovernor
+    from evergreen.loop.retrain_policy import RetrainGovernor
 
     rows = RetrainGovernor(get_settings()).history()[-limit:]
     if as_json:

@@ -33,12 +33,12 @@ from feast.type_map import (
 )
 from feast.value_type import ValueType
 
-from evergreen.features.online_store import (
+from evergreen.features.repo import FEATURE_SERVICE
+from evergreen.features.sqlite_online_store import (
     EvergreenSqliteOnlineStore,
     EvergreenSqliteOnlineStoreConfig,
     join_key,
 )
-from evergreen.features.repo import FEATURE_SERVICE
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PLAIN = {

@@ -23,8 +23,8 @@ FEATURE_TABLES: tuple[FeatureTable, ...] = (CUSTOMER_SPENDING, TERMINAL_RISK)
 FEATURE_SERVICE = "fraud_detection"
 
 _DEFINITION_FILES = (
-    Path(__file__).with_name("definitions.py"),
-    Path(__file__).with_name("online_store.py"),  # its table layout is created by apply
+    Path(__file__).with_name("feast_objects.py"),
+    Path(__file__).with_name("sqlite_online_store.py"),  # its table layout is created by apply
     FEATURE_REPO / "evergreen_repo.py",
     FEATURE_STORE_YAML,
 )

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from evergreen.loop.live_data import matured_predictions
-from evergreen.loop.monitoring import drift_ratio, evaluation_ap, judged_drift
+from evergreen.loop.monitors import drift_ratio, evaluation_ap, judged_drift
 from evergreen.models.registry import ModelRegistry, UnknownModelError
 from evergreen.settings import EvergreenSettings
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from evergreen.models import ledger as ledger_db
+from evergreen.models.bentoml_home import model_store, model_store_dir, using_bentoml_home
 from evergreen.models.ledger import ModelEvent, ModelRecord, ModelStatus
-from evergreen.models.store import model_store, model_store_dir, using_bentoml_home
 from evergreen.models.training import TrainedModel, predict_fraud_proba
 from evergreen.settings import EvergreenSettings
 

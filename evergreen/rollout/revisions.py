@@ -85,7 +85,7 @@ def resolve_revision(
     folder = Path(name)
     if folder.is_dir():
         return service_folder_spec(folder, env, replicas)
-    from evergreen.models.store import bento_store_dir
+    from evergreen.models.bentoml_home import bento_store_dir
 
     bento_name, _, version = name.partition(":")
     if version and (bento_store_dir(settings) / bento_name / version / "bento.yaml").exists():
@@ -110,7 +110,7 @@ def _bento_spec(
 ) -> RevisionSpec:
     import yaml
 
-    from evergreen.models.store import bento_store_dir
+    from evergreen.models.bentoml_home import bento_store_dir
 
     bento_name, _, version = bento_tag.partition(":")
     info = yaml.safe_load(

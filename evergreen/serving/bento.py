@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from evergreen.features.repo import PROJECT_ROOT
-from evergreen.models.store import bento_store_dir, bentoml_env, using_bentoml_home
+from evergreen.models.bentoml_home import bento_store_dir, bentoml_env, using_bentoml_home
 from evergreen.settings import EvergreenSettings
 
 BENTO_NAME = "fraud_detection"

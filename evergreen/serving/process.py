@@ -24,7 +24,7 @@ from types import TracebackType
 import httpx
 
 from evergreen.features.repo import PROJECT_ROOT
-from evergreen.models.store import bentoml_env
+from evergreen.models.bentoml_home import bentoml_env
 from evergreen.settings import EvergreenSettings
 
 LOOPBACK = "127.0.0.1"

@@ -25,7 +25,7 @@ from evergreen.serving.scoring import ServingModel, score
 from evergreen.settings import EvergreenSettings
 
 if TYPE_CHECKING:
-    from evergreen.features.store import OnlineReader
+    from evergreen.features.feast_client import OnlineReader
 
 # An entity id no simulated customer or terminal has: the readiness probe's lookup.
 PROBE_ID = 2**62
@@ -131,7 +131,7 @@ class ServingRuntime:
         return self._reader
 
     def _open_reader(self) -> None:
-        from evergreen.features.store import OnlineReader, feature_store
+        from evergreen.features.feast_client import OnlineReader, feature_store
 
         try:
             reader = OnlineReader.open(feature_store(self.settings), self.model.feature_service)

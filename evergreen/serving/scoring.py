@@ -34,7 +34,7 @@ import pandas as pd
 from evergreen.serving.schemas import Prediction, Transaction
 
 if TYPE_CHECKING:
-    from evergreen.features.store import OnlineReader
+    from evergreen.features.feast_client import OnlineReader
 
 REQUEST_FIELDS = ("customer_id", "terminal_id", "amount", "tx_datetime")
 SEGMENTS = ("region", "channel", "card_type")

@@ -76,7 +76,7 @@ def recent_transactions(settings: EvergreenSettings, n: int, seed: int) -> tuple
     """A seeded sample of ``n`` raw transactions of the newest day the online store serves
     (the day after the newest day online; else the newest raw day). Returns them with a
     description of the sample."""
-    from evergreen.features.store import feature_store, newest_online
+    from evergreen.features.feast_client import feature_store, newest_online
     from evergreen.warehouse import connect
 
     newest = newest_online(feature_store(settings))
@@ -112,7 +112,7 @@ def offline_scores(
 ) -> np.ndarray:
     """The registry model's scores on the online features of the transactions, read now at
     each transaction's time, through the serving path's own code."""
-    from evergreen.features.store import OnlineReader, feature_store
+    from evergreen.features.feast_client import OnlineReader, feature_store
     from evergreen.serving.scoring import input_frame, read_features
 
     reader = OnlineReader.open(feature_store(settings))

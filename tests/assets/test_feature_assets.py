@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import instance_for_test, materialize
 
-from assets.feature_store import feature_definitions, online_features, training_set
+from assets.feast_features import feature_definitions, online_features, training_set
 from assets.features import customer_spending_features, terminal_risk_features
 from evergreen.features.repo import definitions_version
 from evergreen.features.training_set import TrainingWindow, labelled_transactions

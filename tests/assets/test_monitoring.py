@@ -18,11 +18,11 @@ from dagster import (
 )
 from sklearn.metrics import average_precision_score
 
-from assets.monitoring import model_monitoring
+from assets.model_monitoring import model_monitoring
 from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import live_predictions
-from evergreen.loop.monitoring import finding_path
 from evergreen.loop.monitoring_history import daily_live_ap, drift_history
+from evergreen.loop.monitors import finding_path
 from evergreen.models.registry import ModelRegistry
 from evergreen.resources import EvergreenResource
 from sensors.drift_sensor import drift_sensor

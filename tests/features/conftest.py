@@ -96,7 +96,7 @@ def hand_built(tmp_path_factory):
     and a genuine one labelled on time (day 4); terminal 104 a fraud of day 1 labelled early
     (day 2). Transaction (0, 0) is labelled genuine on day 3, corrected to fraud on day 9.
     """
-    from evergreen.features.store import apply_definitions, feature_store
+    from evergreen.features.feast_client import apply_definitions, feature_store
 
     settings = make_settings(tmp_path_factory.mktemp("hand_built") / "home")
     _hand_built_raw(settings)
@@ -108,7 +108,7 @@ def hand_built(tmp_path_factory):
 @pytest.fixture(scope="session")
 def simulated_feature_home(tmp_path_factory, clean_zone) -> EvergreenSettings:
     """The clean 12-day zone ingested, both feature tables for every day, definitions applied."""
-    from evergreen.features.store import apply_definitions
+    from evergreen.features.feast_client import apply_definitions
 
     settings = make_settings(tmp_path_factory.mktemp("simulated") / "home")
     shutil.copytree(clean_zone, settings.landing_dir, dirs_exist_ok=True)

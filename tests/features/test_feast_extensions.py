@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from evergreen.features.customer_spending import CUSTOMER_SPENDING
+from evergreen.features.feast_client import OnlineReader, feature_store, repo_config
 from evergreen.features.repo import FEATURE_SERVICE, FEATURE_TABLES
-from evergreen.features.store import OnlineReader, feature_store, repo_config
 from tests.conftest import day
 from tests.features.conftest import at
 
@@ -53,8 +53,8 @@ def test_the_bounded_offline_store_joins_exactly_as_feasts_duckdb_store(hand_bui
 
 
 def test_source_bounds_span_the_ttl_before_the_first_entity_and_none_without_ttl(tmp_path):
-    from evergreen.features.definitions import FEATURE_TTL, feast_definitions
-    from evergreen.features.offline_store import source_bounds
+    from evergreen.features.duckdb_offline_store import source_bounds
+    from evergreen.features.feast_objects import FEATURE_TTL, feast_definitions
 
     views = feast_definitions(tmp_path).feature_views
     first, last = at(3, 5), at(9, 17)
@@ -70,7 +70,7 @@ def test_source_bounds_span_the_ttl_before_the_first_entity_and_none_without_ttl
 def test_the_arrow_write_stores_what_feasts_protobuf_write_stores(simulated_feature_home, tmp_path):
     from feast.utils import _convert_arrow_to_proto
 
-    from evergreen.features.online_store import (
+    from evergreen.features.sqlite_online_store import (
         EvergreenSqliteOnlineStore,
         EvergreenSqliteOnlineStoreConfig,
     )

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from evergreen.features.customer_spending import CUSTOMER_SPENDING
-from evergreen.features.store import OnlineReader, feature_store, materialize_day
+from evergreen.features.feast_client import OnlineReader, feature_store, materialize_day
 from evergreen.warehouse import connect
 from tests.conftest import day
 from tests.features.conftest import at

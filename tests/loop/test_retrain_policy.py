@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from evergreen.loop.policy import RetrainGovernor, RetrainPolicy, Trigger
+from evergreen.loop.retrain_policy import RetrainGovernor, RetrainPolicy, Trigger
 from tests.conftest import make_settings
 
 T0 = dt.datetime(2018, 5, 1, tzinfo=dt.UTC)

@@ -6,11 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import materialize
 
-from assets.feature_store import training_set
+from assets.feast_features import training_set
 from assets.models import candidate_model
 from evergreen.features.repo import FEATURE_SERVICE, definitions_version
+from evergreen.models.bentoml_home import model_store
 from evergreen.models.registry import ModelRegistry, ModelStatus
-from evergreen.models.store import model_store
 from evergreen.models.training import training_code_version
 from evergreen.resources import EvergreenResource
 from tests.model_fixtures import CUTOFF, asset_settings

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from evergreen.models.bentoml_home import model_store, using_bentoml_home
 from evergreen.models.ledger import connect_ledger
 from evergreen.models.registry import (
     MODEL_FILE,
@@ -17,7 +18,6 @@ from evergreen.models.registry import (
     artifact_hashes,
     combined_sha256,
 )
-from evergreen.models.store import model_store, using_bentoml_home
 from tests.conftest import make_settings
 
 CONTRACT_METADATA = {

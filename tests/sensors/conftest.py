@@ -17,7 +17,7 @@ from dagster import AssetMaterialization, Definitions, build_sensor_context, mat
 
 from assets.serving import live_predictions
 from evergreen.loop.live_data import LOGGED_FEATURES
-from evergreen.loop.monitoring import training_set_path
+from evergreen.loop.monitors import training_set_path
 from evergreen.models.ledger import ModelStatus
 from evergreen.models.registry import ModelRegistry
 from evergreen.models.training import Provenance, train_candidate

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from evergreen.loop.policy import RetrainGovernor, RetrainPolicy
+from evergreen.loop.retrain_policy import RetrainGovernor, RetrainPolicy
 from sensors.drift_sensor import drift_sensor
 from tests.conftest import day
 from tests.sensors.conftest import (

@@ -4,8 +4,8 @@ retrain, once."""
 
 from dagster import AssetMaterialization
 
-from evergreen.loop.monitoring import live_performance
-from evergreen.loop.policy import RetrainGovernor, RetrainPolicy
+from evergreen.loop.monitors import live_performance
+from evergreen.loop.retrain_policy import RetrainGovernor, RetrainPolicy
 from evergreen.warehouse import connect
 from sensors.performance_sensor import performance_sensor
 from tests.conftest import day

@@ -3,8 +3,8 @@ is retrained on the newest cut-off, through the retrain policy, once per period.
 
 from dagster import AssetMaterialization
 
-from evergreen.loop.policy import RetrainGovernor
-from sensors.retrain_schedule import retrain_floor_sensor
+from evergreen.loop.retrain_policy import RetrainGovernor
+from sensors.retrain_floor_sensor import retrain_floor_sensor
 from tests.conftest import day
 from tests.sensors.conftest import CUTOFF, labels_loaded, loop_definitions, register, tick
 

@@ -30,7 +30,7 @@ class ServingHome:
 
 
 def _training_frame(settings: EvergreenSettings, store) -> pd.DataFrame:
-    from evergreen.features.store import fraud_feature_service
+    from evergreen.features.feast_client import fraud_feature_service
     from evergreen.features.training_set import (
         TrainingWindow,
         build_training_set,
@@ -61,7 +61,7 @@ def _register(settings, split, service, seed: int, params: dict) -> str:
 def serving_home(tmp_path_factory, clean_zone) -> ServingHome:
     """The clean 12-day zone ingested, features computed, day 10 online, a champion model and
     a second, different model registered."""
-    from evergreen.features.store import (
+    from evergreen.features.feast_client import (
         apply_definitions,
         feature_store,
         fraud_feature_service,

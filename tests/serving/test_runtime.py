@@ -38,7 +38,7 @@ def test_an_empty_or_oversized_batch_is_refused():
 
 
 def _runtime(settings, serving_home, **changes):
-    from evergreen.models.store import model_store
+    from evergreen.models.bentoml_home import model_store
     from evergreen.serving.runtime import ServingRuntime, serving_model
 
     stored = model_store(serving_home.settings).get(serving_home.champion)
@@ -83,9 +83,9 @@ def test_a_server_that_cannot_start_raises_with_its_log(serving_home, tmp_path):
 
 
 def test_model_rows_score_exactly_as_the_model_layers_frame(serving_home):
-    from evergreen.features.store import OnlineReader, feature_store
+    from evergreen.features.feast_client import OnlineReader, feature_store
+    from evergreen.models.bentoml_home import model_store
     from evergreen.models.registry import ModelRegistry
-    from evergreen.models.store import model_store
     from evergreen.serving.runtime import serving_model
     from evergreen.serving.schemas import Transaction
     from evergreen.serving.scoring import input_frame, model_rows, read_features

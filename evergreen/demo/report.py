@@ -8,12 +8,12 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from evergreen.loop.scorecard import Period, score_periods
+from evergreen.demo.scorecard import Period, score_periods
 
 
 def collect(run) -> None:
     """Fill ``run.summary_data`` from the ledger, the retrain record and the warehouse."""
-    from evergreen.loop.policy import RetrainGovernor
+    from evergreen.loop.retrain_policy import RetrainGovernor
     from evergreen.models.registry import ModelRegistry
     from evergreen.rollout.records import list_rollouts, rollout_ledger
 

@@ -6,8 +6,8 @@ import random
 
 from dagster import DagsterInstance
 
-from evergreen.loop.driver import LoopDriver, RequestedRun
-from evergreen.loop.world import SimulatedWorld
+from evergreen.demo.driver import LoopDriver, RequestedRun
+from evergreen.demo.world import SimulatedWorld
 from evergreen.settings import EvergreenSettings
 
 
@@ -15,8 +15,8 @@ class DemoRun:
     """One demo: the simulated world, the headless daemon and what happened."""
 
     def __init__(self, settings: EvergreenSettings, plan, instance: DagsterInstance, console):
-        from definitions import defs
-        from evergreen.demo import DemoSummary, drift_day
+        from evergreen.demo.code_location import code_location
+        from evergreen.demo.plan import DemoSummary, drift_day
         from evergreen.simulator import SimulatorConfig
 
         self.settings, self.plan, self.console = settings, plan, console
@@ -34,7 +34,7 @@ class DemoRun:
             covariate_drift_start=self.drift_day,
         )
         self.world = SimulatedWorld(settings, config)
-        self.defs = defs
+        self.defs = defs = code_location()
         self.driver = LoopDriver(
             defs, instance, settings, job_run_config={"deploy": plan.deploy_config("canary")}
         )
@@ -50,8 +50,7 @@ class DemoRun:
 
     def history(self) -> None:
         """Land the history; the landing sensor ingests it; features are backfilled."""
-        from assets.feature_store import feature_definitions, online_features
-        from assets.features import customer_spending_features, terminal_risk_features
+        from evergreen.demo.code_location import assets_named
         from evergreen.runs import materialize_partitions
 
         days = [self.world.day(i) for i in range(self.plan.history_days)]
@@ -61,11 +60,12 @@ class DemoRun:
             self._report("history", self.driver.tick())
         keys = [d.isoformat() for d in days]
         with self._status("Backfilling the feature tables"):
-            features = [customer_spending_features, terminal_risk_features]
+            features = assets_named("customer_spending_features", "terminal_risk_features")
             materialize_partitions(features, keys, self.settings, self.instance)
         with self._status("Feast apply, newest day online"):
-            materialize_partitions([feature_definitions], [None], self.settings, self.instance)
-            materialize_partitions([online_features], keys[-1:], self.settings, self.instance)
+            definitions, online = assets_named("feature_definitions", "online_features")
+            materialize_partitions([definitions], [None], self.settings, self.instance)
+            materialize_partitions([online], keys[-1:], self.settings, self.instance)
         self.driver.settle()
 
     def first_model(self) -> None:
@@ -88,7 +88,7 @@ class DemoRun:
     def live(self) -> None:
         """Each new day: its payments through the router, then its files land and the sensors
         and automation take it from there."""
-        from evergreen.loop.traffic import DayReplay
+        from evergreen.demo.traffic import DayReplay
 
         first = self.plan.history_days
         for i in range(first, first + self.plan.live_days):
@@ -106,8 +106,7 @@ class DemoRun:
     def labels_mature(self) -> None:
         """The labels of the last live days land (no new payments), so every day is judged;
         ``model_monitoring`` then plots the whole live period on matured labels."""
-        from assets.monitoring import model_monitoring
-        from assets.raw_data import raw_labels
+        from evergreen.demo.code_location import assets_named
         from evergreen.runs import materialize_partitions
 
         first = self.plan.history_days + self.plan.live_days
@@ -116,9 +115,11 @@ class DemoRun:
             self.world.release(day, feeds=("labels",))
         with self._status(f"Labels of the last {len(days)} days mature"):
             keys = [d.isoformat() for d in days]
+            (raw_labels,) = assets_named("raw_labels")
             materialize_partitions([raw_labels], keys, self.settings, self.instance)
         with self._status("Monitoring plots on the matured labels"):
-            materialize_partitions([model_monitoring], [None], self.settings, self.instance)
+            (monitoring,) = assets_named("model_monitoring")
+            materialize_partitions([monitoring], [None], self.settings, self.instance)
         samples = self.heartbeat.stop() if self.heartbeat else []
         self.summary_data.requests += len(samples)
         self.summary_data.failed_requests += [
@@ -126,7 +127,7 @@ class DemoRun:
         ]
 
     def summary(self):
-        from evergreen.loop.demo_report import collect, print_summary
+        from evergreen.demo.report import collect, print_summary
 
         collect(self)
         print_summary(self.summary_data, self.console)

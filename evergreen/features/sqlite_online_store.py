@@ -9,7 +9,7 @@ value as a ``ValueProto`` built in Python (``feast.utils._convert_arrow_to_proto
 ``write_to_online_store`` or ``push``.
 
 This store plugs in through Feast's documented custom online store extension point
-(``online_store: type: evergreen.features.online_store.EvergreenSqliteOnlineStore`` in
+(``online_store: type: evergreen.features.sqlite_online_store.EvergreenSqliteOnlineStore`` in
 feature_store.yaml); Feast still owns the registry, materialization intervals, push and
 ``get_online_features``. What differs:
 
@@ -73,8 +73,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 class EvergreenSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     """Same settings as Feast's SQLite store (``path``), under this store's type name."""
 
-    type: Literal["evergreen.features.online_store.EvergreenSqliteOnlineStore"] = (  # type: ignore[assignment]
-        "evergreen.features.online_store.EvergreenSqliteOnlineStore"
+    type: Literal["evergreen.features.sqlite_online_store.EvergreenSqliteOnlineStore"] = (  # type: ignore[assignment]
+        "evergreen.features.sqlite_online_store.EvergreenSqliteOnlineStore"
     )
 
 

@@ -362,7 +362,7 @@ def stale_model(
     or more data days behind ``newest_label_day`` and no retrain was accepted within as many
     days (a retrain the gate rejected still counts: the floor asks once a period, not daily).
     No champion is not stale: the first model is trained on purpose, not by the floor."""
-    from evergreen.loop.policy import RetrainGovernor
+    from evergreen.loop.retrain_policy import RetrainGovernor
 
     max_age = max_age_days or settings.retrain_floor_days
     champion = ModelRegistry(settings).champion()

@@ -16,8 +16,8 @@ from dagster import (
     sensor,
 )
 
+from assets.jobs import retrain_job
 from evergreen.resources import EvergreenResource
-from sensors.jobs import retrain_job
 from sensors.retrain_requests import newest_label_day, request_retrain
 
 
@@ -32,8 +32,8 @@ from sensors.retrain_requests import newest_label_day, request_retrain
 )
 def retrain_floor_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource):
     """Judge the champion's age each time a newer labels day is loaded."""
-    from evergreen.loop.monitoring import day_start, stale_model
-    from evergreen.loop.policy import Trigger
+    from evergreen.loop.monitors import day_start, stale_model
+    from evergreen.loop.retrain_policy import Trigger
 
     settings = evergreen.settings()
     newest = newest_label_day(context.instance)

@@ -55,7 +55,7 @@ def feature_definitions(
 ):
     """`feast apply` of the entities, feature views, on-demand views and the FeatureService,
     skipped when this definitions version is already applied; the code version is its hash."""
-    from evergreen.features.store import apply_definitions
+    from evergreen.features.feast_client import apply_definitions
 
     settings = evergreen.settings()
     report = apply_definitions(settings, force=config.force)
@@ -83,7 +83,7 @@ def feature_definitions(
 
 
 def _require_applied(settings: EvergreenSettings) -> None:
-    from evergreen.features.store import applied_version
+    from evergreen.features.feast_client import applied_version
 
     if applied_version(settings) != definitions_version():
         raise Failure(
@@ -106,7 +106,7 @@ def online_features(context: AssetExecutionContext, evergreen: EvergreenResource
 
     Only the newest day goes online: materializing an older day after a newer one would put
     older values over newer ones, so such a partition is recorded as skipped."""
-    from evergreen.features.store import feature_store, materialize_day, newest_online
+    from evergreen.features.feast_client import feature_store, materialize_day, newest_online
 
     settings = evergreen.settings()
     _require_applied(settings)
@@ -172,7 +172,7 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
     """Labelled transactions of the training window ending a label delay before the cut-off
     day (the partition), with labels as known at the cut-off and features point in time,
     through the FeatureService that serving reads."""
-    from evergreen.features.store import feature_store, fraud_feature_service
+    from evergreen.features.feast_client import feature_store, fraud_feature_service
     from evergreen.features.training_set import (
         TrainingWindow,
         build_training_set,

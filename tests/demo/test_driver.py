@@ -6,7 +6,7 @@ from dagster import Definitions
 
 from assets.features import customer_spending_features, terminal_risk_features
 from assets.raw_data import raw_labels, raw_transactions
-from evergreen.loop.driver import LoopDriver
+from evergreen.demo.driver import LoopDriver
 from evergreen.resources import EvergreenResource
 from sensors.landing_sensor import landing_zone_sensor
 from tests.conftest import day

@@ -19,7 +19,7 @@ from feast.project import Project
 from feast.repo_contents import RepoContents
 from feast.repo_operations import apply_total_with_repo_instance
 
-from evergreen.features.definitions import FeastDefinitions, feast_definitions
+from evergreen.features.feast_objects import FeastDefinitions, feast_definitions
 from evergreen.features.online_reader import OnlineReader as OnlineReader  # the public home
 from evergreen.features.repo import (
     FEATURE_REPO,

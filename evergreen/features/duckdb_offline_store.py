@@ -12,7 +12,7 @@ Feast's own code, so the result is identical. Materialization's query (``pull_la
 same filter to its [start, end] interval, for the same reason.
 
 It plugs in through Feast's documented extension point for offline stores (``offline_store:
-type: evergreen.features.offline_store.EvergreenDuckDBOfflineStore`` in feature_store.yaml).
+type: evergreen.features.duckdb_offline_store.EvergreenDuckDBOfflineStore`` in feature_store.yaml).
 
 Imports Feast: import this module only where Feast is already imported.
 """
@@ -48,8 +48,8 @@ Bounds = tuple[dt.datetime, dt.datetime]
 class EvergreenDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
     """Same settings as Feast's DuckDB store, under this store's type name."""
 
-    type: Literal["evergreen.features.offline_store.EvergreenDuckDBOfflineStore"] = (  # type: ignore[assignment]
-        "evergreen.features.offline_store.EvergreenDuckDBOfflineStore"
+    type: Literal["evergreen.features.duckdb_offline_store.EvergreenDuckDBOfflineStore"] = (  # type: ignore[assignment]
+        "evergreen.features.duckdb_offline_store.EvergreenDuckDBOfflineStore"
     )
 
 

@@ -6,7 +6,8 @@ import socket
 import pytest
 from rich.console import Console
 
-from evergreen.demo import DemoPlan, run_demo
+from evergreen.demo.plan import DemoPlan
+from evergreen.demo.run import run_demo
 from evergreen.settings import EvergreenSettings
 
 
@@ -18,7 +19,7 @@ def _free_port() -> int:
 
 @pytest.mark.e2e
 def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch):
-    # Assets read their settings from the environment (the resource only carries the home).
+    # The user's environment: a home and free ports; the plan's settings go into the home's file.
     shortened = {
         "HOME": str(tmp_path / "home"),
         "SERVE_PORT": str(_free_port()),
@@ -26,13 +27,13 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     }
     for name, value in shortened.items():
         monkeypatch.setenv(f"EVERGREEN_{name}", value)
-    for name, value in DemoPlan.quick().settings_env.items():  # as `evergreen demo --quick`
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
-    settings = EvergreenSettings()
     console = Console(record=True, width=200)
 
-    summary = run_demo(settings, DemoPlan.quick(), console)
+    summary = run_demo(tmp_path / "home", DemoPlan.quick(), console)
+
+    settings = EvergreenSettings()
+    assert settings.label_delay_days == DemoPlan.quick().settings["label_delay_days"]
 
     assert summary.failed_requests == []
     assert summary.requests > 100

@@ -1,0 +1,81 @@
+"""What a demo is: the plan (how big the simulated world is, how the live stretch goes, the
+settings it runs on) and the summary it ends with."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from evergreen.settings import EvergreenSettings
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How big the simulated world is and how the live stretch goes."""
+
+    customers: int = 1000
+    terminals: int = 2000
+    # 30 days for the 30-day windows to fill, then a 28-day training window: a shorter history
+    # makes the first live days look drifted against a reference still warming up.
+    history_days: int = 60
+    live_days: int = 10
+    drift_after: int = 3  # live days before the drift starts
+    replay_per_day: int = 400
+    replay_rate: float = 40.0
+    heartbeat_rate: float = 5.0
+    canary_steps: tuple[int, ...] = (25, 100)
+    canary_step_seconds: float = 6.0
+    # Settings the plan needs, recorded in the home's evergreen.yaml (``write_home_settings``),
+    # which the partitions and the resource both read; an EVERGREEN_* variable still wins.
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls) -> DemoPlan:
+        """The shortened loop the end-to-end test runs."""
+        return cls(
+            customers=300,
+            terminals=600,
+            history_days=14,
+            live_days=3,
+            drift_after=1,
+            replay_per_day=120,
+            canary_step_seconds=2.0,
+            # 14 days of history: shorter label delay and windows, or no training set fits.
+            settings={
+                "label_delay_days": 3,
+                "training_window_days": 10,
+                "evaluation_days": 3,
+                "validation_days": 2,
+            },
+        )
+
+    def deploy_config(self, strategy: str) -> dict:
+        """Run config of the ``deploy`` job: one replica a revision, short analysis steps."""
+        config = {
+            "strategy": strategy,
+            "canary_steps": list(self.canary_steps),
+            "step_seconds": self.canary_step_seconds,
+            "keep_previous_seconds": 2.0,
+            "warmup_requests": 5,
+            "replicas": 1,
+        }
+        return {"ops": {"deployment": {"config": config}}}
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did, for the closing table and the tests."""
+
+    frozen_model: str = ""
+    day_log: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    requests: int = 0
+    scores: list = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    rollouts: dict[str, int] = field(default_factory=dict)
+    triggers: dict[str, int] = field(default_factory=dict)
+
+
+def drift_day(settings: EvergreenSettings, plan: DemoPlan) -> dt.date:
+    """The first day of the drift scenario."""
+    return settings.start_date + dt.timedelta(days=plan.history_days + plan.drift_after)
