@@ -148,8 +148,9 @@ def _restore_serving_champion(settings, rollout, why: str) -> None:
     if champion is None or previous is None or champion.tag != rollout.model_version:
         return
     reason = f"rollout {rollout.id} of {champion.tag} failed: {why}"
-    registry.set_status(previous, ModelStatus.CHAMPION, ACTOR, reason)
-    registry.set_status(champion.tag, ModelStatus.REJECTED, ACTOR, reason)
+    registry.set_status(
+        previous, ModelStatus.CHAMPION, ACTOR, reason, demote_champion_to=ModelStatus.REJECTED
+    )
 
 
 @asset(

@@ -351,7 +351,7 @@ def _require_same_champion(registry, summary: dict, cutoff: dt.date) -> None:
 
 def _apply(registry, verdict, tag: str, cutoff: dt.date, run_id: str) -> list[str]:
     """Write the verdict's status change(s) to the ledger; returns them in words."""
-    from evergreen.models.ledger import ModelStatus
+    from evergreen.models.ledger import TRANSITIONS, ModelStatus
 
     target = {
         "promote": ModelStatus.CHAMPION,
@@ -365,6 +365,12 @@ def _apply(registry, verdict, tag: str, cutoff: dt.date, run_id: str) -> list[st
         return [
             f"{tag} is the champion and stays so although the gate now says "
             f"{verdict.outcome}: only promoting another model replaces a champion."
+        ]
+    if target not in TRANSITIONS[record.status]:
+        return [
+            f"{tag} is {record.status.value} and stays so although the gate now says "
+            f"{verdict.outcome}: a {record.status.value} model becomes "
+            f"{target.value} only by hand (`evergreen models promote`)."
         ]
     previous = registry.champion()
     reason = f"gate verdict for cut-off {cutoff} (run {run_id[:8]}): {verdict.summary}"

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS promotion_reviews (
     days TEXT NOT NULL,             -- JSON list of the production days judged
     reason TEXT NOT NULL,
     numbers TEXT NOT NULL           -- JSON
-)
+);
 """
 
 
@@ -106,19 +106,13 @@ class PromotionReview:
 
 
 def _connect(settings: EvergreenSettings):
-    conn = ledger_db.connect_ledger(settings)
-    conn.execute(_SCHEMA)
-    ledger_db.ensure_append_only(conn, "promotion_reviews")
-    return conn
+    return ledger_db.ledger(settings, _SCHEMA)
 
 
 def reviews(settings: EvergreenSettings) -> list[dict]:
     """Every recorded review, oldest first."""
-    conn = _connect(settings)
-    try:
+    with _connect(settings) as conn:
         rows = conn.execute("SELECT * FROM promotion_reviews ORDER BY id").fetchall()
-    finally:
-        conn.close()
     return [
         dict(r) | {"days": json.loads(r["days"]), "numbers": json.loads(r["numbers"])} for r in rows
     ]
@@ -238,16 +232,16 @@ def apply_review(settings: EvergreenSettings, review: PromotionReview, actor: st
         changes.append(f"{tag}: confirmed champion")
     elif review.outcome == "roll_back":
         reason = f"rolled back: {tag} was {review.reason}"
-        registry.set_status(previous, ModelStatus.CHAMPION, actor, reason)
-        registry.set_status(tag, ModelStatus.REJECTED, actor, reason)
+        registry.set_status(
+            previous, ModelStatus.CHAMPION, actor, reason, demote_champion_to=ModelStatus.REJECTED
+        )
         changes.append(f"{previous}: champion again; {tag}: rejected")
     _record(settings, review)
     return changes
 
 
 def _record(settings: EvergreenSettings, review: PromotionReview) -> None:
-    conn = _connect(settings)
-    try:
+    with _connect(settings) as conn:
         conn.execute(
             "INSERT INTO promotion_reviews (recorded_at, tag, crowned_event_id, predecessor, "
             "outcome, days, reason, numbers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -262,5 +256,3 @@ def _record(settings: EvergreenSettings, review: PromotionReview) -> None:
                 json.dumps(review.numbers, default=str, sort_keys=True),
             ),
         )
-    finally:
-        conn.close()

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS retrain_triggers (
     outcome TEXT NOT NULL,          -- accepted, suppressed, rearmed
     reason TEXT NOT NULL,
     evidence TEXT NOT NULL
-)
+);
 """
 
 
@@ -84,22 +84,22 @@ class RetrainGovernor:
         self.settings = settings
         self.policy = policy or RetrainPolicy()
 
-    def _connect(self) -> sqlite3.Connection:
-        self.settings.ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.settings.ledger_path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(_SCHEMA)
-        return conn
+    def _connect(self):
+        """The ledger with this table (append-only, as every ledger table), closed after."""
+        from evergreen.models.ledger import ledger
+
+        return ledger(self.settings, _SCHEMA)
 
     def consider(self, trigger: Trigger) -> Decision:
         """Decide on a trigger and record the decision (a measured signal below its level is
         recorded only when it re-arms)."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")  # one decision at a time across processes
+        from evergreen.models.ledger import transaction
+
+        # One decision at a time across processes: the write lock is taken before reading.
+        with self._connect() as conn, transaction(conn):
             decision = self._decide(conn, trigger)
             if decision.outcome != "below_threshold":
                 self._record(conn, trigger, decision)
-            conn.execute("COMMIT")
         return decision
 
     def _decide(self, conn: sqlite3.Connection, trigger: Trigger) -> Decision:
@@ -182,6 +182,5 @@ class RetrainGovernor:
     def history(self) -> list[dict]:
         """Every recorded trigger, oldest first."""
         with self._connect() as conn:
-            conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT * FROM retrain_triggers ORDER BY id").fetchall()
         return [dict(r) | {"evidence": json.loads(r["evidence"])} for r in rows]

@@ -4,8 +4,10 @@ Two tables. ``models`` holds one row per registered artifact (tag, when, the tra
 cut-off, the data fingerprint, the artifact's sha256, metrics and metadata as JSON).
 ``model_events`` holds every status a model was given, with time, actor and reason; a model's
 current status is its newest event. Rows are only ever inserted: triggers refuse UPDATE and
-DELETE, so the history cannot be rewritten. Other layers add their own append-only tables to
-the same file through ``connect_ledger`` and ``ensure_append_only``.
+DELETE, and an INSERT whose key is taken (``INSERT OR REPLACE`` would delete the old row first),
+so the history cannot be rewritten. Other layers add their own tables to the same file through
+the one connection helper, ``ledger(settings, schema)``: every table of the file gets the same
+triggers on every connection, so no layer can forget them.
 
 Several processes write (Dagster runs, the CLI): WAL mode and a busy timeout let them wait for
 one another, and ``transaction`` takes the write lock up front (``BEGIN IMMEDIATE``) so a
@@ -37,6 +39,29 @@ class ModelStatus(StrEnum):
     CHALLENGER = "challenger"  # as good within noise: kept for comparison, not served
     CHAMPION = "champion"  # the model served; exactly one at a time
     RETIRED = "retired"  # a former champion
+
+
+# The lifecycle, as the one owner of status changes (``ModelRegistry.set_status``) enforces it:
+# from each status, the statuses a model may be given next. A model stays where it is only to
+# record a fact about it (a champion confirmed on live labels, an identical retraining).
+# Registration makes a candidate; a champion leaves only when another is crowned (retired, or
+# rejected when the crowning is a rollback); a retired or rejected model can be crowned again
+# (a rollback, or a person overriding the gate).
+TRANSITIONS: dict[ModelStatus, frozenset[ModelStatus]] = {
+    ModelStatus.CANDIDATE: frozenset(
+        {ModelStatus.CANDIDATE, ModelStatus.CHAMPION, ModelStatus.CHALLENGER, ModelStatus.REJECTED}
+    ),
+    ModelStatus.CHALLENGER: frozenset(
+        {ModelStatus.CHALLENGER, ModelStatus.CHAMPION, ModelStatus.REJECTED}
+    ),
+    ModelStatus.CHAMPION: frozenset({ModelStatus.CHAMPION}),
+    ModelStatus.RETIRED: frozenset(
+        {ModelStatus.RETIRED, ModelStatus.CHAMPION, ModelStatus.CHALLENGER, ModelStatus.REJECTED}
+    ),
+    ModelStatus.REJECTED: frozenset({ModelStatus.REJECTED, ModelStatus.CHAMPION}),
+}
+# What becomes of the champion a crowning replaces.
+DEMOTIONS = frozenset({ModelStatus.RETIRED, ModelStatus.REJECTED})
 
 
 SCHEMA = f"""
@@ -102,40 +127,56 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-def connect_ledger(settings: EvergreenSettings) -> sqlite3.Connection:
-    """A new connection to ``settings.ledger_path`` (created with its schema if missing), in
-    autocommit mode with WAL and a busy timeout. The caller closes it."""
-    return connect_path(settings.ledger_path)
-
-
-def connect_path(path: Path) -> sqlite3.Connection:
-    """``connect_ledger`` for an explicit file."""
+def connect_path(path: Path, schema: str = "") -> sqlite3.Connection:
+    """A new connection to the ledger file ``path`` (created with the models' tables and
+    ``schema`` if missing), in autocommit mode with WAL and a busy timeout, every table
+    append-only. The caller closes it; ``ledger`` is the block that does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.executescript(SCHEMA)
-    ensure_append_only(conn, "models")
-    ensure_append_only(conn, "model_events")
+    # REPLACE's implicit delete fires the delete triggers only with recursive triggers on.
+    conn.execute("PRAGMA recursive_triggers = ON")
+    conn.executescript(SCHEMA + schema)
+    for table in ledger_tables(conn):
+        ensure_append_only(conn, table)
     return conn
 
 
+def ledger_tables(conn: sqlite3.Connection) -> list[str]:
+    """Every table of the ledger file (SQLite's own bookkeeping aside)."""
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    )
+    return sorted(r[0] for r in rows)
+
+
 def ensure_append_only(conn: sqlite3.Connection, table: str) -> None:
-    """Triggers that make ``table`` refuse UPDATE and DELETE."""
+    """Triggers that make ``table`` refuse UPDATE, DELETE and an INSERT onto a taken key (what
+    ``INSERT OR REPLACE`` does, from any connection, recursive triggers on or not)."""
+    refuse = f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {table} rows are never "
     for action in ("UPDATE", "DELETE"):
         conn.execute(
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {table} rows are never "
-            f"{action.lower()}d'); END"
+            f"{refuse}{action.lower()}d'); END"
+        )
+    keys = [r["name"] for r in conn.execute(f"PRAGMA table_info({table})") if r["pk"]]
+    if keys:
+        taken = " AND ".join(f"{k} = NEW.{k}" for k in keys)
+        conn.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {taken}) {refuse}replaced'); END"
         )
 
 
 @contextmanager
-def ledger(settings: EvergreenSettings) -> Iterator[sqlite3.Connection]:
-    """``connect_ledger`` as a block that closes the connection."""
-    with closing(connect_ledger(settings)) as conn:
+def ledger(settings: EvergreenSettings, schema: str = "") -> Iterator[sqlite3.Connection]:
+    """The one way to the ledger: a connection to ``settings.ledger_path`` with the models'
+    tables and ``schema`` (a layer's own ``CREATE TABLE IF NOT EXISTS``) ready and every table
+    append-only, closed when the block ends."""
+    with closing(connect_path(settings.ledger_path, schema)) as conn:
         yield conn
 
 

@@ -40,6 +40,7 @@ _CHECKED_METADATA = ("threshold", "feature_names", "cat_features")
 
 __all__ = [
     "CorruptArtifactError",
+    "IllegalTransitionError",
     "LoadedModel",
     "ModelEvent",
     "ModelRecord",
@@ -173,6 +174,7 @@ class ModelRegistry:
         except CorruptArtifactError as error:  # the same bytes are at hand: put them back
             self._save_artifact(existing.tag, trained, existing.sha256)
             note += f"; artifact restored ({error})"
+        _check_transition(existing, existing.status)  # a fact recorded, the status unchanged
         ledger_db.append_event(conn, existing.tag, existing.status, actor, f"{note}; {reason}")
         return replace(ledger_db.model_record(conn, existing.tag), retrained_identical=True)
 
@@ -306,38 +308,69 @@ class ModelRegistry:
     # -- status -------------------------------------------------------------------------------
 
     def set_status(
-        self, tag: str, status: ModelStatus | str, actor: str, reason: str
+        self,
+        tag: str,
+        status: ModelStatus | str,
+        actor: str,
+        reason: str,
+        demote_champion_to: ModelStatus = ModelStatus.RETIRED,
     ) -> ModelEvent:
-        """Give ``tag`` a new status. Promoting to champion verifies the artifact and retires
-        the previous champion in the same transaction; the champion cannot be demoted except
-        by promoting another model."""
-        try:
-            status = ModelStatus(status)
-        except ValueError:
-            allowed = ", ".join(s.value for s in ModelStatus)
-            raise ValueError(f"unknown status {status!r}; use one of {allowed}") from None
+        """The one place a model's status changes: checked against the lifecycle
+        (``ledger.TRANSITIONS``), written to the ledger with actor and reason.
+
+        Crowning a champion verifies its artifact and, in the same transaction, demotes the
+        champion it replaces: retired, or rejected when the crowning is a rollback
+        (``demote_champion_to=REJECTED``). A champion leaves no other way. An illegal change
+        raises ``IllegalTransitionError`` (a ``ValueError``) saying what is allowed."""
+        status = _status(status)
+        demote_champion_to = _status(demote_champion_to)
+        if demote_champion_to not in ledger_db.DEMOTIONS:
+            raise ValueError(
+                f"a replaced champion is retired or rejected, not {demote_champion_to.value}"
+            )
         _require_text(actor=actor, reason=reason)
         with ledger_db.ledger(self.settings) as conn, ledger_db.transaction(conn):
             record = ledger_db.model_record(conn, tag)
             if record is None:
                 raise self._unknown(tag)
-            if record.status is ModelStatus.CHAMPION and status is not ModelStatus.CHAMPION:
-                raise ValueError(
-                    f"{tag} is the champion: promote another model to replace it, "
-                    f"then it is retired (it cannot become {status.value} directly)"
-                )
+            _check_transition(record, status)
             if status is ModelStatus.CHAMPION:
                 self._verify(record)
                 for previous in ledger_db.records_with_status(conn, ModelStatus.CHAMPION):
                     if previous.tag != tag:
-                        ledger_db.append_event(
-                            conn,
-                            previous.tag,
-                            ModelStatus.RETIRED,
-                            actor,
-                            f"replaced by {tag}: {reason}",
-                        )
+                        why = f"replaced by {tag}: {reason}"
+                        if demote_champion_to is ModelStatus.REJECTED:
+                            why = reason
+                        ledger_db.append_event(conn, previous.tag, demote_champion_to, actor, why)
             return ledger_db.append_event(conn, tag, status, actor, reason)
+
+
+class IllegalTransitionError(ValueError):
+    """A status change the lifecycle does not allow."""
+
+
+def _status(value: ModelStatus | str) -> ModelStatus:
+    try:
+        return ModelStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in ModelStatus)
+        raise ValueError(f"unknown status {value!r}; use one of {allowed}") from None
+
+
+def _check_transition(record: ModelRecord, status: ModelStatus) -> None:
+    """Refuse, in words, a change ``ledger.TRANSITIONS`` does not list."""
+    if status in ledger_db.TRANSITIONS[record.status]:
+        return
+    if record.status is ModelStatus.CHAMPION:
+        raise IllegalTransitionError(
+            f"{record.tag} is the champion: promote another model to replace it, "
+            f"then it is retired (it cannot become {status.value} directly)"
+        )
+    allowed = ", ".join(sorted(s.value for s in ledger_db.TRANSITIONS[record.status]))
+    raise IllegalTransitionError(
+        f"{record.tag} is {record.status.value}: it cannot become {status.value} "
+        f"(from {record.status.value}: {allowed})"
+    )
 
 
 def _require_text(**fields: str) -> None:

@@ -318,13 +318,13 @@ class RolloutController:
     def _promote_in_registry(self, spec: RevisionSpec, reason: str) -> str:
         if not spec.model_tag:
             return "No registered model: the registry is unchanged."
-        from evergreen.models.registry import ModelRegistry
+        from evergreen.models.registry import ModelRegistry, ModelStatus
 
         registry = ModelRegistry(self.settings)
         champion = registry.champion()
         if champion is not None and champion.tag == spec.model_tag:
             return f"{spec.model_tag} already is the champion."
-        registry.set_status(spec.model_tag, "champion", self.actor, f"rollback: {reason}")
+        registry.set_status(spec.model_tag, ModelStatus.CHAMPION, self.actor, f"rollback: {reason}")
         return f"{spec.model_tag} is the champion again."
 
     # After a crash.

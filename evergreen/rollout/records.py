@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +71,6 @@ CREATE TABLE IF NOT EXISTS replica_events (
     detail TEXT NOT NULL
 );
 """
-TABLES = ("rollouts", "rollout_steps", "routing_changes", "replica_events")
 
 
 def now() -> str:
@@ -91,12 +90,9 @@ def timestamp(moment: dt.datetime) -> str:
 @contextmanager
 def rollout_ledger(settings: EvergreenSettings) -> Iterator[sqlite3.Connection]:
     """A ledger connection with the rollout tables (created, append-only) ready."""
-    from evergreen.models.ledger import connect_ledger, ensure_append_only
+    from evergreen.models.ledger import ledger
 
-    with closing(connect_ledger(settings)) as conn:
-        conn.executescript(SCHEMA)
-        for table in TABLES:
-            ensure_append_only(conn, table)
+    with ledger(settings, SCHEMA) as conn:
         yield conn
 
 

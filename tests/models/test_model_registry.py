@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from evergreen.models.bentoml_home import model_store, using_bentoml_home
-from evergreen.models.ledger import connect_ledger
+from evergreen.models.ledger import connect_path
 from evergreen.models.registry import (
     MODEL_FILE,
     CorruptArtifactError,
@@ -87,7 +87,7 @@ def test_the_ledger_persists_and_refuses_rewrites(home, registered):
         "gate",
         "within noise",
     )
-    conn = connect_ledger(home)
+    conn = connect_path(home.ledger_path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
