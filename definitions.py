@@ -9,6 +9,7 @@ from dagster import (
     Definitions,
     FreshnessPolicy,
     apply_freshness_policy,
+    with_source_code_references,
 )
 
 from assets.deployment import deployment
@@ -58,23 +59,26 @@ def _freshness(spec):
     return apply_freshness_policy(spec, policy, overwrite_existing=False)
 
 
+# Each asset links to the file and line that defines it (the UI's "open in editor").
 defs = Definitions(
-    assets=[
-        raw_transactions,
-        raw_labels,
-        customer_spending_features,
-        terminal_risk_features,
-        feature_definitions,
-        online_features,
-        training_set,
-        candidate_model,
-        evaluation_report,
-        promotion_decision,
-        live_predictions,
-        model_monitoring,
-        bento,
-        deployment,
-    ],
+    assets=with_source_code_references(
+        [
+            raw_transactions,
+            raw_labels,
+            customer_spending_features,
+            terminal_risk_features,
+            feature_definitions,
+            online_features,
+            training_set,
+            candidate_model,
+            evaluation_report,
+            promotion_decision,
+            live_predictions,
+            model_monitoring,
+            bento,
+            deployment,
+        ]
+    ),
     asset_checks=[serves_like_offline],
     jobs=[retrain_job, deploy_job],
     sensors=[

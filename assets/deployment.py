@@ -114,8 +114,7 @@ def _strategy(config: DeploymentConfig, p99_budget_ms: float):
 
 
 def _rollout_metadata(settings, rollout, duration_s: float, serving_url: str) -> dict:
-    from evergreen.models.comparison import inline_png
-    from evergreen.report_server import report_url
+    from evergreen.metadata import plot_metadata
     from evergreen.rollout.timeline import analyses_markdown, plot_rollout, timeline_markdown
 
     plot = plot_rollout(rollout, settings.reports_dir / "rollouts" / f"{rollout.id}.png")
@@ -129,9 +128,7 @@ def _rollout_metadata(settings, rollout, duration_s: float, serving_url: str) ->
         "duration_s": MetadataValue.float(round(duration_s, 2)),
         "timeline": MetadataValue.md(timeline_markdown(rollout)),
         "analysis": MetadataValue.md(analyses_markdown(rollout)),
-        "timeline_plot": MetadataValue.md(inline_png(plot, "rollout timeline")),
-        "plot": MetadataValue.path(str(plot)),
-        "plot_url": MetadataValue.url(report_url(settings, plot)),
+        **plot_metadata(settings, "timeline", plot, "rollout timeline"),
         "serving_url": MetadataValue.url(serving_url),
     }
 

@@ -10,6 +10,7 @@ downstream builds from it. Evidently, CatBoost and scikit-learn are imported ins
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -27,6 +28,7 @@ from dagster import (
 from assets.feast_features import training_set
 from assets.models import candidate_model
 from assets.partitions import daily_partitions
+from evergreen.metadata import markdown_table
 from evergreen.models.gate_policy import GatePolicy
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
@@ -104,7 +106,7 @@ def _split(settings: EvergreenSettings, cutoff: dt.date):
 
     from evergreen.models.training import split_by_time
 
-    path = settings.training_sets_dir / f"cutoff={cutoff.isoformat()}" / "training_set.parquet"
+    path = settings.training_set_path(cutoff)
     if not path.exists():
         raise Failure(f"No training set for cut-off {cutoff} at {path}: materialize it first.")
     try:
@@ -147,6 +149,7 @@ class _Result:
 
 def _evaluate(settings, cutoff, candidate, champion, split, window) -> _Result:
     """Score, measure, write the files; returns what the summary and metadata say."""
+    from evergreen.metadata import plot_metadata
     from evergreen.models.comparison import (
         CANDIDATE,
         CHAMPION,
@@ -169,7 +172,7 @@ def _evaluate(settings, cutoff, candidate, champion, split, window) -> _Result:
     mine = evaluate(scored, CANDIDATE, candidate.threshold)
     theirs = evaluate(scored, CHAMPION, champion.threshold) if champion else None
     drift = _write_report(settings, files, candidate, split, window)
-    plot = _write_plot(files, scored, candidate, champion)
+    _write_plot(files, scored, candidate, champion)
     summary = {
         "cutoff": cutoff.isoformat(),
         "window": day_range(window),
@@ -195,9 +198,7 @@ def _evaluate(settings, cutoff, candidate, champion, split, window) -> _Result:
         "evidently_report": MetadataValue.path(str(files.report)),
         # Opens from the UI while `evergreen ui` serves the reports folder.
         "evidently_report_url": MetadataValue.url(report_url(settings, files.report)),
-        "precision_recall": MetadataValue.md(plot),
-        "precision_recall_png": MetadataValue.path(str(files.plot)),
-        "precision_recall_url": MetadataValue.url(report_url(settings, files.plot)),
+        **plot_metadata(settings, "precision_recall", files.plot, "precision-recall curves"),
         "scored_frame": MetadataValue.path(str(files.scored)),
     }
     if theirs:
@@ -243,27 +244,25 @@ def _write_report(settings, files, candidate, split, window) -> dict:
     )
     drift = written.drift
     drifted = [d for d in drift.values() if d.drifted]
-    lines = ["| feature | method | score | threshold | drifted |", "|---|---|---:|---:|---|"]
-    lines += [
-        f"| {d.column} | {d.method} | {d.score:.4f} | {d.threshold:.3g} | "
-        f"{'yes' if d.drifted else 'no'} |"
+    rows = [
+        [d.column, d.method, f"{d.score:.4f}", f"{d.threshold:.3g}", "yes" if d.drifted else "no"]
         for d in sorted(drift.values(), key=lambda d: not d.drifted)
     ]
+    columns = ["feature", "method", "score", "threshold", "drifted"]
     return {
         "drifted_features": len(drifted),
         "drifted_feature_names": ", ".join(d.column for d in drifted) or "none",
-        "feature_drift": MetadataValue.md("\n".join(lines)),
+        "feature_drift": MetadataValue.md(markdown_table(columns, rows, align="llrr")),
     }
 
 
-def _write_plot(files, scored, candidate, champion) -> str:
-    from evergreen.models.comparison import CANDIDATE, CHAMPION, inline_png, write_pr_curves
+def _write_plot(files, scored, candidate, champion) -> Path:
+    from evergreen.models.comparison import CANDIDATE, CHAMPION, write_pr_curves
 
     curves = {CANDIDATE: f"candidate {candidate.tag}"}
     if champion is not None:
         curves[CHAMPION] = f"champion {champion.tag}"
-    write_pr_curves(scored, curves, files.plot)
-    return inline_png(files.plot, "precision-recall curves")
+    return write_pr_curves(scored, curves, files.plot)
 
 
 class PromotionConfig(Config):

@@ -30,6 +30,7 @@ from assets.partitions import daily_partitions
 from assets.raw_data import raw_labels, raw_transactions
 from evergreen.features.repo import FEATURE_SERVICE, FEATURE_TABLES, definitions_version
 from evergreen.features.tables import fingerprint, known_at, write_table
+from evergreen.metadata import markdown_table
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings, get_settings
 
@@ -62,10 +63,10 @@ def feature_definitions(
     context.log.info(
         f"definitions {report.version}: {'applied' if report.applied else 'unchanged'}"
     )
-    views = "\n".join(
-        f"| {fv.name} | {', '.join(fv.entities)} | {fv.ttl} | {len(fv.features)} |"
+    views = [
+        [fv.name, ", ".join(fv.entities), fv.ttl, len(fv.features)]
         for fv in report.definitions.feature_views
-    )
+    ]
     diff = _ANSI.sub("", report.registry_diff)[:4000] or "(already applied: nothing to do)"
     return MaterializeResult(
         metadata={
@@ -73,7 +74,7 @@ def feature_definitions(
             "definitions_version": report.version,
             "feature_service": FEATURE_SERVICE,
             "feature_views": MetadataValue.md(
-                "| view | entities | ttl | features |\n|---|---|---|---:|\n" + views
+                markdown_table(["view", "entities", "ttl", "features"], views, align="lllr")
             ),
             "registry": MetadataValue.path(str(settings.feast_registry_path)),
             "registry_diff": MetadataValue.md(f"```\n{diff}\n```"),
@@ -193,7 +194,7 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
     store = feature_store(settings)
     service = fraud_feature_service(store)
     table = build_training_set(store, entities, service)
-    path = settings.training_sets_dir / f"cutoff={cutoff.isoformat()}" / "training_set.parquet"
+    path = settings.training_set_path(cutoff)
     write_table(table, path)
     digest = fingerprint(table)
     features = [c for c in table.column_names if c not in entities.columns]
@@ -218,10 +219,10 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
 
 def _feature_table(table: pa.Table, features: list[str]) -> str:
     """Markdown: each feature's share of nulls (no row within the TTL) and its mean."""
-    lines = ["| feature | null share | mean |", "|---|---:|---:|"]
+    rows = []
     for name in features:
         column = table[name]
         mean = pc.mean(column).as_py()
         shown = "" if mean is None else f"{mean:,.4g}"
-        lines.append(f"| {name} | {column.null_count / table.num_rows:.1%} | {shown} |")
-    return "\n".join(lines)
+        rows.append([name, f"{column.null_count / table.num_rows:.1%}", shown])
+    return markdown_table(["feature", "null share", "mean"], rows, align="lrr")

@@ -42,6 +42,7 @@ from evergreen.features.terminal_risk import (
     TERMINAL_RISK_SQL,
     terminal_risk_rows,
 )
+from evergreen.metadata import markdown_table
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
 from evergreen.warehouse import connect
@@ -61,20 +62,19 @@ def _column_schema(table: FeatureTable) -> TableSchema:
 
 
 def _summary(table: FeatureTable, rows: pa.Table, day: dt.date) -> str:
-    lines = [
+    title = (
         f"**{table.name} {day}**: {rows.num_rows:,} {table.entity}s, known from "
-        f"{known_at(day):%Y-%m-%d %H:%M} UTC.",
-        "",
-        "| feature | mean | max | zero share |",
-        "|---|---:|---:|---:|",
-    ]
+        f"{known_at(day):%Y-%m-%d %H:%M} UTC."
+    )
+    lines = []
     for name in table.features:
         column = rows[name]
         zeros = pc.sum(pc.equal(column, 0)).as_py() or 0
         share = zeros / rows.num_rows if rows.num_rows else 0.0
         mean, top = pc.mean(column).as_py(), pc.max(column).as_py()
-        lines.append(f"| {name} | {mean or 0:,.4g} | {top or 0:,.4g} | {share:.1%} |")
-    return "\n".join(lines)
+        lines.append([name, f"{mean or 0:,.4g}", f"{top or 0:,.4g}", f"{share:.1%}"])
+    columns = ["feature", "mean", "max", "zero share"]
+    return title + "\n\n" + markdown_table(columns, lines, align="lrrr")
 
 
 def _customer_spending(conn, day, created_at, settings: EvergreenSettings) -> pa.Table:

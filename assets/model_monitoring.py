@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from assets.automation import refresh_on_any_upstream_partition
+from evergreen.metadata import markdown_table
 from evergreen.resources import EvergreenResource
 
 TOP_FEATURES = 8
@@ -48,8 +49,7 @@ def model_monitoring(
         plot_drift_per_feature,
         reference_ap,
     )
-    from evergreen.models.comparison import inline_png
-    from evergreen.report_server import report_url
+    from evergreen.metadata import plot_metadata
     from evergreen.warehouse import connect
 
     settings = evergreen.settings()
@@ -73,8 +73,8 @@ def model_monitoring(
         metadata={
             "status": "monitored",
             "summary": MetadataValue.md(summary),
-            "live_ap_plot": MetadataValue.md(inline_png(ap_png, "live AP per model")),
-            "drift_plot": MetadataValue.md(inline_png(drift_png, "drift per feature")),
+            **plot_metadata(settings, "live_ap", ap_png, "live AP per model"),
+            **plot_metadata(settings, "drift", drift_png, "drift per feature"),
             "models": MetadataValue.md(_models_table(ap, references)),
             "most_drifted_features": MetadataValue.md(_drift_table(drift)),
             "days_served": len(served),
@@ -82,10 +82,6 @@ def model_monitoring(
             "logged_predictions": sum(served.values()),
             "matured_predictions": int(ap["rows"].sum()),
             "labels_through": str(labels_through),
-            "live_ap_png": MetadataValue.path(str(ap_png)),
-            "live_ap_url": MetadataValue.url(report_url(settings, ap_png)),
-            "drift_png": MetadataValue.path(str(drift_png)),
-            "drift_url": MetadataValue.url(report_url(settings, drift_png)),
             "drift_findings": MetadataValue.path(str(folder / "drift")),
         }
     )
@@ -110,21 +106,28 @@ def _number(value, digits: int = 3) -> str:
 def _models_table(ap, references: dict[str, tuple[float, str]]) -> str:
     """Per model, its newest matured day: live AP over the trailing window and that day, beside
     the reference AP it was promoted on."""
-    lines = [
-        "| model | matured days | newest day | live AP (window) | window rows / frauds "
-        "| judged | live AP (day) | reference AP | reference from |",
-        "|---|---:|---|---:|---:|---|---:|---:|---|",
-    ]
+    rows = []
     for tag, part in ap.sort_values("day").groupby("model_tag", sort=False):
         last = part.iloc[-1]
         ref, source = references.get(tag, (None, "-"))
-        lines.append(
-            f"| `{tag}` | {len(part)} | {last['day']} | {_number(last['window_ap'])} "
-            f"| {int(last['window_rows']):,} / {int(last['window_frauds'])} "
-            f"| {'yes' if last['window_judged'] else 'no: too few frauds'} "
-            f"| {_number(last['ap'])} | {_number(ref)} | {source} |"
+        rows.append(
+            [
+                f"`{tag}`",
+                len(part),
+                last["day"],
+                _number(last["window_ap"]),
+                f"{int(last['window_rows']):,} / {int(last['window_frauds'])}",
+                "yes" if last["window_judged"] else "no: too few frauds",
+                _number(last["ap"]),
+                _number(ref),
+                source,
+            ]
         )
-    return "\n".join(lines) if len(lines) > 2 else "No matured labels yet."
+    if not rows:
+        return "No matured labels yet."
+    columns = ["model", "matured days", "newest day", "live AP (window)", "window rows / frauds"]
+    columns += ["judged", "live AP (day)", "reference AP", "reference from"]
+    return markdown_table(columns, rows, align="lrlrrlrrl")
 
 
 def _drift_table(drift) -> str:
@@ -135,16 +138,20 @@ def _drift_table(drift) -> str:
     day = judged["day"].max()
     newest = judged[judged["day"] == day].sort_values("ratio", ascending=False)
     first = newest.iloc[0]
-    lines = [
+    title = (
         f"**{day}**, served by `{first['model_tag']}`: {int(newest['drifted'].sum())} of "
-        f"{len(newest)} features drifted (share {first['share_drifted']:.0%}).",
-        "",
-        "| feature | method | score | threshold | drift ratio | drifted |",
-        "|---|---|---:|---:|---:|---|",
+        f"{len(newest)} features drifted (share {first['share_drifted']:.0%})."
+    )
+    rows = [
+        [
+            row["feature"],
+            row["method"],
+            f"{row['score']:.4g}",
+            f"{row['threshold']:.4g}",
+            f"{row['ratio']:.2f}",
+            "yes" if row["drifted"] else "no",
+        ]
+        for _, row in newest.head(TOP_FEATURES).iterrows()
     ]
-    for _, row in newest.head(TOP_FEATURES).iterrows():
-        lines.append(
-            f"| {row['feature']} | {row['method']} | {row['score']:.4g} | {row['threshold']:.4g} "
-            f"| {row['ratio']:.2f} | {'yes' if row['drifted'] else 'no'} |"
-        )
-    return "\n".join(lines)
+    columns = ["feature", "method", "score", "threshold", "drift ratio", "drifted"]
+    return title + "\n\n" + markdown_table(columns, rows, align="llrrr")

@@ -46,7 +46,7 @@ def candidate_model(context: AssetExecutionContext, evergreen: EvergreenResource
 
     settings = evergreen.settings()
     cutoff = dt.date.fromisoformat(context.partition_key)
-    path = settings.training_sets_dir / f"cutoff={cutoff.isoformat()}" / "training_set.parquet"
+    path = settings.training_set_path(cutoff)
     if not path.exists():
         raise Failure(f"No training set for cut-off {cutoff} at {path}: materialize it first.")
     table = pq.read_table(path)
@@ -119,7 +119,7 @@ def _upstream_metadata(context: AssetExecutionContext, cutoff: dt.date) -> dict:
 
 
 def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.date) -> dict:
-    from evergreen.models.comparison import inline_png
+    from evergreen.metadata import plot_metadata
     from evergreen.models.training_report import (
         importance_table,
         metrics_table,
@@ -127,7 +127,6 @@ def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.da
         split_table,
         write_learning_curve,
     )
-    from evergreen.report_server import report_url
 
     plot = write_learning_curve(
         trained, settings.reports_dir / "models" / f"cutoff={cutoff}" / "learning_curve.png"
@@ -153,9 +152,7 @@ def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.da
         "seed": trained.seed,
         "params": MetadataValue.md(params_table(trained.params)),
         "feature_importances": MetadataValue.md(importance_table(trained.feature_importances)),
-        "learning_curve_plot": MetadataValue.md(inline_png(plot, "learning curve")),
-        "learning_curve": MetadataValue.path(str(plot)),
-        "learning_curve_url": MetadataValue.url(report_url(settings, plot)),
+        **plot_metadata(settings, "learning_curve", plot, "learning curve"),
         "training_window": p.training_window,
         "data_fingerprint": p.data_fingerprint,
         "feature_service": p.feature_service,

@@ -19,6 +19,7 @@ from assets.partitions import WAREHOUSE_POOL, daily_partitions
 from assets.raw_quality import check_results, check_specs
 from evergreen.ingest.contracts import FEEDS, PROVENANCE_COLUMNS
 from evergreen.ingest.partition import IngestReport, ingest_partition
+from evergreen.metadata import markdown_table
 from evergreen.resources import EvergreenResource
 from evergreen.settings import get_settings
 
@@ -63,18 +64,22 @@ def _files_table(report: IngestReport) -> MetadataValue:
 
 
 def _summary(report: IngestReport) -> str:
-    lines = [
+    title = (
         f"**{report.feed} {report.day}**: {report.rows_loaded:,} rows loaded from "
         f"{len(report.accepted)} file(s); {len(report.rejected)} file(s) "
-        f"({report.rows_quarantined:,} rows) quarantined.",
-        "",
-        "| file | status | rows | sha256 |",
-        "|---|---|---:|---|",
+        f"({report.rows_quarantined:,} rows) quarantined."
+    )
+    rows = [
+        [
+            v.file.name,
+            "loaded" if v.accepted else "**quarantined**",
+            f"{v.rows:,}",
+            f"`{v.file.sha256[:12]}`",
+        ]
+        for v in report.verdicts
     ]
-    for v in report.verdicts:
-        status = "loaded" if v.accepted else "**quarantined**"
-        lines.append(f"| {v.file.name} | {status} | {v.rows:,} | `{v.file.sha256[:12]}` |")
-    return "\n".join(lines)
+    table = markdown_table(["file", "status", "rows", "sha256"], rows, align="llr")
+    return title + "\n\n" + table
 
 
 def _materialize(context: AssetExecutionContext, evergreen: EvergreenResource, feed: str):

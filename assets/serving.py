@@ -28,6 +28,7 @@ from dagster import (
 
 from assets.automation import refresh_on_upstream_change
 from assets.partitions import WAREHOUSE_POOL, daily_partitions
+from evergreen.metadata import markdown_table
 from evergreen.resources import EvergreenResource
 
 ACTOR = "dagster:bento"
@@ -56,7 +57,7 @@ def live_predictions(context: AssetExecutionContext, evergreen: EvergreenResourc
         load = load_day(conn, settings.predictions_dir, day)
     if load.skipped:
         context.log.warning(f"{day}: {load.skipped} incomplete log line(s) skipped")
-    models = "\n".join(f"| `{tag}` | {n:,} |" for tag, n in load.by_model.items())
+    models = [[f"`{tag}`", f"{n:,}"] for tag, n in load.by_model.items()] or [["(none)", 0]]
     return MaterializeResult(
         metadata={
             "dagster/row_count": load.rows,
@@ -64,7 +65,7 @@ def live_predictions(context: AssetExecutionContext, evergreen: EvergreenResourc
             "files": len(load.files),
             "lines_skipped": load.skipped,
             "model_versions": MetadataValue.md(
-                "| model | predictions |\n|---|---:|\n" + (models or "| (none) | 0 |")
+                markdown_table(["model", "predictions"], models, align="lr")
             ),
             **{f"score_{k}": MetadataValue.float(float(v)) for k, v in load.score.items()},
             "log_folder": MetadataValue.path(str(day_dir(settings.predictions_dir, day))),

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evergreen.ports import free_port  # noqa: E402
 from evergreen.rollout.controller import RolloutController  # noqa: E402
 from evergreen.rollout.load import LoadLoop, p99_ms  # noqa: E402
 from evergreen.rollout.revisions import (  # noqa: E402
@@ -40,7 +41,7 @@ from evergreen.rollout.revisions import (  # noqa: E402
     service_folder_spec,
 )
 from evergreen.rollout.strategies import BlueGreen, Canary  # noqa: E402
-from evergreen.rollout.supervisor import Supervisor, free_port  # noqa: E402
+from evergreen.rollout.supervisor import Supervisor  # noqa: E402
 from evergreen.settings import EvergreenSettings, get_settings  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "rollout" / "fixture_service"

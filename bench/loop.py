@@ -27,12 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from evergreen.ports import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench-only helpers
 
@@ -44,13 +45,6 @@ DATA1M_NOTE = (
     "rows on 2 shared cores exceed a benchmark run (not measured); only the volume-bound data "
     "stages are"
 )
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serving_env(home: Path) -> None:

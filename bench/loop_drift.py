@@ -146,7 +146,6 @@ def model_inputs(settings: EvergreenSettings, window) -> pd.DataFrame:
 def crown_reference_model(world: DriftWorld) -> tuple[str, pd.DataFrame]:
     """Write the reference training set and make a small model trained on it the champion."""
     from evergreen.features.training_set import TrainingWindow
-    from evergreen.loop.monitors import training_set_path
     from evergreen.models.ledger import ModelStatus
     from evergreen.models.registry import ModelRegistry
     from evergreen.models.training import Provenance, split_by_time, train_candidate
@@ -154,7 +153,7 @@ def crown_reference_model(world: DriftWorld) -> tuple[str, pd.DataFrame]:
     s = world.settings
     window = TrainingWindow.ending_at(world.cutoff, s.training_window_days, s.label_delay_days)
     frame = model_inputs(s, window)
-    path = training_set_path(s, world.cutoff.isoformat())
+    path = s.training_set_path(world.cutoff)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path)
     split = split_by_time(frame, s.evaluation_days, s.validation_days)

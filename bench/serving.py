@@ -292,7 +292,8 @@ def _wait_ready(url: str, timeout_s: float = 120.0) -> None:
 
 def run(args) -> dict:
     from evergreen.models.registry import ModelRegistry
-    from evergreen.serving.process import BentoProcess, free_port
+    from evergreen.ports import free_port
+    from evergreen.serving.process import BentoProcess
     from evergreen.serving.runtime import freeze_startup_heap
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))

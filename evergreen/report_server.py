@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from evergreen.ports import LOOPBACK
 from evergreen.settings import EvergreenSettings
-
-LOOPBACK = "127.0.0.1"
 
 
 class ReportServerError(RuntimeError):

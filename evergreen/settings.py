@@ -187,6 +187,11 @@ class EvergreenSettings(BaseSettings):
         """Training sets as Parquet, one file per cut-off day."""
         return self.home / "training_sets"
 
+    def training_set_path(self, cutoff: dt.date | str) -> Path:
+        """The training set file of a cut-off day (the ``training_set`` asset writes it)."""
+        day = cutoff.isoformat() if isinstance(cutoff, dt.date) else cutoff
+        return self.training_sets_dir / f"cutoff={day}" / "training_set.parquet"
+
     @property
     def bentoml_home(self) -> Path:
         """BentoML's home: its model store (the registry's artifacts) and built bentos."""

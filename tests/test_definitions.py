@@ -56,3 +56,13 @@ def test_periodic_assets_carry_a_freshness_policy_and_code_only_assets_do_not():
     assert specs["raw_transactions"].freshness_policy.fail_window.to_timedelta().days == 1
     assert specs["training_set"].freshness_policy.fail_window.to_timedelta().days == 8
     assert specs["feature_definitions"].freshness_policy is None
+
+
+def test_every_asset_links_to_the_line_that_defines_it():
+    from definitions import defs
+
+    for spec in defs.resolve_all_asset_specs():
+        references = spec.metadata["dagster/code_references"].code_references
+        path, line = Path(references[0].file_path), references[0].line_number
+        assert path.is_relative_to(ROOT / "assets"), spec.key
+        assert spec.key.path[-1] in "\n".join(path.read_text().splitlines()[line - 1 : line + 30])

@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from evergreen.ports import free_port
 from evergreen.report_server import (
     ReportServerError,
     report_url,
     start_report_server,
     stop_report_server,
 )
-from evergreen.serving.process import free_port
 from evergreen.settings import EvergreenSettings
 
 REPORT = "<html><body>Evidently report of cut-off 2018-04-20</body></html>"

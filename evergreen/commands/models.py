@@ -7,7 +7,6 @@ the registry refuses) are printed as one plain line and exit with status 1.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evergreen.commands import command_actor
 from evergreen.settings import get_settings
 
 MODEL_NAME = "fraud_detector"  # evergreen.models.registry's, without importing it
@@ -35,13 +35,6 @@ def _registry():
     from evergreen.models.registry import ModelRegistry
 
     return ModelRegistry(get_settings())
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in this environment
-        return "unknown-user"
 
 
 @contextmanager
@@ -138,7 +131,7 @@ def _override(model: str, reason: str, status, describe: Callable) -> None:
     with _plain_errors():
         tag = registry.resolve(model)
         before = registry.champion()
-        event = registry.set_status(tag, status, actor=_actor(), reason=reason)
+        event = registry.set_status(tag, status, actor=command_actor(), reason=reason)
     typer.echo(f"{event.tag} is now {event.status.value} (by {event.actor}: {event.reason})")
     extra = describe(before, event)
     if extra:

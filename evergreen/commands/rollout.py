@@ -9,7 +9,6 @@ why (``history --at``), stop everything (``stop``), and settle a rollout whose c
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evergreen.commands import command_actor
 from evergreen.settings import get_settings
 
 console = Console()
@@ -36,19 +36,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rollout_app, name="rollout")
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in this environment
-        return "unknown-user"
-
-
 def _controller(target=None):
     from evergreen.rollout.controller import RolloutController
     from evergreen.rollout.supervisor import Supervisor
 
     settings = get_settings().ensure_dirs()
-    return RolloutController(settings, Supervisor(settings, target=target), actor=_actor())
+    return RolloutController(settings, Supervisor(settings, target=target), actor=command_actor())
 
 
 def _env(pairs: list[str]) -> dict[str, str]:

@@ -42,11 +42,6 @@ TOP_FEATURES = 5
 _P_VALUE_TESTS = ("ks", "chisquare", "z")  # Evidently's names of its p-value tests
 
 
-def training_set_path(settings: EvergreenSettings, cutoff: str) -> Path:
-    """The training set file of a cut-off day (the ``training_set`` asset writes it)."""
-    return settings.training_sets_dir / f"cutoff={cutoff}" / "training_set.parquet"
-
-
 def day_start(day: dt.date) -> dt.datetime:
     """A data day as the instant the retrain policy counts in (midnight UTC)."""
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
@@ -147,7 +142,7 @@ def prediction_drift(
     record = _serving_record(settings, current)
     if record is None:
         return DriftFinding(day, None, "no registered model served that day and no champion")
-    path = training_set_path(settings, record.cutoff)
+    path = settings.training_set_path(record.cutoff)
     if not path.exists():
         return DriftFinding(day, None, f"no training set of {record.tag} at {path}", record.tag)
     reference = _reference_sample(path, max_rows, seed)

@@ -8,7 +8,6 @@ decision reuses), ``evaluation.json`` (which models, thresholds and metrics), th
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evergreen.metadata import markdown_table
 from evergreen.models.metrics import SEGMENTS, Evaluation, format_value
 from evergreen.settings import EvergreenSettings
 
@@ -91,32 +91,31 @@ def window_after(frame: pd.DataFrame, day: dt.date | None) -> pd.DataFrame:
 def summary_table(candidate: Evaluation, champion: Evaluation | None) -> str:
     """Markdown: each headline metric on the whole window, candidate against champion."""
     c, b = candidate.overall, champion.overall if champion else None
-    lines = ["| metric | candidate | champion | candidate - champion |", "|---|---:|---:|---:|"]
+    rows = []
     for key, label in SUMMARY_METRICS.items():
         mine = getattr(c, key)
         theirs = getattr(b, key) if b else None
         delta = mine - theirs if mine is not None and theirs is not None else None
         shown = "n/a" if delta is None else f"{delta:+.3f}"
-        lines.append(f"| {label} | {format_value(mine)} | {format_value(theirs)} | {shown} |")
-    lines.append(f"| rows / frauds | {c.rows:,} / {c.positives:,} | | |")
-    return "\n".join(lines)
+        rows.append([label, format_value(mine), format_value(theirs), shown])
+    rows.append(["rows / frauds", f"{c.rows:,} / {c.positives:,}", "", ""])
+    columns = ["metric", "candidate", "champion", "candidate - champion"]
+    return markdown_table(columns, rows, align="lrrr")
 
 
 def segment_table(candidate: Evaluation, champion: Evaluation | None) -> str:
     """Markdown: per segment value, frauds and AUC, AP, CP@100 of both models."""
-    lines = [
-        "| segment | rows | frauds | AUC cand. | AUC champ. | AP cand. | AP champ. "
-        "| CP@100 cand. | CP@100 champ. |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
     theirs = dict(champion.rows()) if champion else {}
+    rows = []
     for name, m in candidate.rows()[1:]:
         b = theirs.get(name)
         cells = []
         for key in ("roc_auc", "average_precision", "card_precision_at_k"):
             cells += [format_value(getattr(m, key)), format_value(getattr(b, key) if b else None)]
-        lines.append(f"| {name} | {m.rows:,} | {m.positives:,} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([name, f"{m.rows:,}", f"{m.positives:,}", *cells])
+    columns = ["segment", "rows", "frauds", "AUC cand.", "AUC champ.", "AP cand.", "AP champ."]
+    columns += ["CP@100 cand.", "CP@100 champ."]
+    return markdown_table(columns, rows, align="l" + "r" * 8)
 
 
 def write_pr_curves(scored: pd.DataFrame, labels: dict[str, str], path: Path) -> Path:
@@ -149,9 +148,3 @@ def write_pr_curves(scored: pd.DataFrame, labels: dict[str, str], path: Path) ->
     finally:
         plt.close(fig)
     return path
-
-
-def inline_png(path: Path, alt: str) -> str:
-    """Markdown that shows a PNG inline (Dagster's UI renders data URIs)."""
-    encoded = base64.b64encode(path.read_bytes()).decode()
-    return f"![{alt}](data:image/png;base64,{encoded})"

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from evergreen.metadata import markdown_table
 from evergreen.models.bootstrap import DeltaInterval, paired_bootstrap
 from evergreen.models.gate_policy import GatePolicy
 from evergreen.models.metrics import Metrics, slice_metrics
@@ -66,16 +67,9 @@ class Verdict:
         }
 
     def to_markdown(self) -> str:
-        lines = [
-            f"**Outcome: {self.outcome}**. {self.summary}",
-            "",
-            "| rule | result | what was checked |",
-            "|---|---|---|",
-        ]
-        for r in self.rules:
-            text = r.text.replace("|", "\\|")
-            lines.append(f"| {r.name} | {'pass' if r.passed else '**FAIL**'} | {text} |")
-        return "\n".join(lines)
+        rows = [[r.name, "pass" if r.passed else "**FAIL**", r.text] for r in self.rules]
+        table = markdown_table(["rule", "result", "what was checked"], rows)
+        return f"**Outcome: {self.outcome}**. {self.summary}\n\n{table}"
 
 
 def decide(

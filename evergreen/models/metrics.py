@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from evergreen.metadata import markdown_table
 from evergreen.models.gate_policy import SEGMENTS  # noqa: E402  (one list of segments)
 
 CALIBRATION_BINS = 10
@@ -101,18 +102,13 @@ class Evaluation:
 
     def to_markdown(self) -> str:
         """One table: a row for all transactions, then one per segment value."""
-        header = "| slice | " + " | ".join(_label(k, self.k) for k in METRIC_LABELS) + " |"
-        rule = "|---|" + "---:|" * len(METRIC_LABELS)
-        lines = [
-            f"`{self.score_column}` at threshold {self.threshold:.4g}",
-            "",
-            header,
-            rule,
+        columns = ["slice", *(_label(k, self.k) for k in METRIC_LABELS)]
+        rows = [
+            [name, *(format_value(getattr(metrics, k)) for k in METRIC_LABELS)]
+            for name, metrics in self.rows()
         ]
-        for name, metrics in self.rows():
-            cells = " | ".join(format_value(getattr(metrics, k)) for k in METRIC_LABELS)
-            lines.append(f"| {name} | {cells} |")
-        return "\n".join(lines)
+        table = markdown_table(columns, rows, align="l" + "r" * len(METRIC_LABELS))
+        return f"`{self.score_column}` at threshold {self.threshold:.4g}\n\n{table}"
 
 
 def _label(key: str, k: int) -> str:

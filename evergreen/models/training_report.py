@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from evergreen.metadata import markdown_table
 from evergreen.models.training import TrainedModel
 
 TOP_FEATURES = 15
@@ -12,36 +13,31 @@ TOP_FEATURES = 15
 
 def params_table(params: dict[str, Any]) -> str:
     """The CatBoost parameters as a markdown table."""
-    lines = ["| parameter | value |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in sorted(params.items())]
-    return "\n".join(lines)
+    return markdown_table(["parameter", "value"], sorted(params.items()))
 
 
 def importance_table(importances: list[tuple[str, float]], top: int = TOP_FEATURES) -> str:
     """The ``top`` most important features (CatBoost's PredictionValuesChange, sums to 100)."""
-    lines = ["| rank | feature | importance |", "|---:|---|---:|"]
-    lines += [
-        f"| {rank} | {name} | {value:.2f} |"
+    rows = [
+        [rank, name, f"{value:.2f}"]
         for rank, (name, value) in enumerate(importances[:top], start=1)
     ]
-    return "\n".join(lines)
+    return markdown_table(["rank", "feature", "importance"], rows, align="rlr")
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
     """Validation metrics as a markdown table."""
-    lines = ["| metric | validation |", "|---|---:|"]
-    lines += [f"| {name} | {value:.4f} |" for name, value in metrics.items()]
-    return "\n".join(lines)
+    rows = [[name, f"{value:.4f}"] for name, value in metrics.items()]
+    return markdown_table(["metric", "validation"], rows, align="lr")
 
 
 def split_table(rows: dict[str, int], positives: dict[str, int], days: dict[str, str]) -> str:
     """Rows, frauds and days of each part of the time split."""
-    lines = ["| part | days | rows | frauds |", "|---|---|---:|---:|"]
-    lines += [
-        f"| {part} | {days.get(part, '')} | {n:,} | {positives.get(part, 0):,} |"
+    table = [
+        [part, days.get(part, ""), f"{n:,}", f"{positives.get(part, 0):,}"]
         for part, n in rows.items()
     ]
-    return "\n".join(lines)
+    return markdown_table(["part", "days", "rows", "frauds"], table, align="llrr")
 
 
 def write_learning_curve(trained: TrainedModel, path: Path) -> Path:

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import httpx
 
+from evergreen.ports import LOOPBACK
 from evergreen.rollout.processes import ProcessRef, is_alive, log_tail, spawn_detached, terminate
 
-LOOPBACK = "127.0.0.1"
 WEIGHTED_PROXY_ID = "evergreen_weighted"
 
 

@@ -19,13 +19,13 @@ import argparse
 import datetime as dt
 import math
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from evergreen.ports import free_port, port_is_free
 from evergreen.rollout import caddy
 from evergreen.rollout.caddy import CaddyRef, RouterPolicy, Upstream
 from evergreen.rollout.metrics import in_flight
@@ -70,23 +70,6 @@ class SupervisorOptions:
     drain_timeout_s: float = 30.0
     max_failed_starts: int = 5  # in a row, each dying before ready: then it stays down
     watch_interval_s: float = 1.0
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def replica_weights(state: ServingState) -> list[Upstream]:

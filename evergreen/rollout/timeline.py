@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from evergreen.metadata import markdown_table
 from evergreen.rollout.records import Rollout
 
 
@@ -16,32 +17,24 @@ def _clock(at: str) -> str:
 def timeline_markdown(rollout: Rollout) -> str:
     """One row per step: time, seconds since start, phase, weights, outcome, detail."""
     start = dt.datetime.fromisoformat(rollout.started_at)
-    rows = [
+    title = (
         f"**{rollout.kind}** `{rollout.revision}` ({rollout.model_version}) over "
         f"`{rollout.from_revision or '-'}` ({rollout.from_model_version or '-'}): "
-        f"**{rollout.status}**",
-        "",
-        "| time (UTC) | +s | phase | weights | outcome | detail |",
-        "|---|---:|---|---|---|---|",
-    ]
+        f"**{rollout.status}**"
+    )
+    rows = []
     for step in rollout.steps:
         offset = (dt.datetime.fromisoformat(step.at) - start).total_seconds()
         weights = ", ".join(f"{n} {w}%" for n, w in sorted(step.weights.items()))
-        detail = step.detail.replace("|", "/").replace("\n", " ")[:160]
-        rows.append(
-            f"| {_clock(step.at)} | {offset:.1f} | {step.phase} | {weights} | {step.outcome} "
-            f"| {detail} |"
-        )
-    return "\n".join(rows)
+        detail = step.detail.replace("|", "/")[:160]
+        rows.append([_clock(step.at), f"{offset:.1f}", step.phase, weights, step.outcome, detail])
+    columns = ["time (UTC)", "+s", "phase", "weights", "outcome", "detail"]
+    return title + "\n\n" + markdown_table(columns, rows, align="lr")
 
 
 def analyses_markdown(rollout: Rollout) -> str:
     """One row per analysis window: the canary's numbers and the verdict."""
-    rows = [
-        "| weight | window s | requests | error rate | p99 ms | baseline p99 ms | KS | "
-        "KS p | PSI | scores from | verdict |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
+    rows = []
     for step in rollout.steps:
         a = step.analysis
         if not a:
@@ -49,12 +42,25 @@ def analyses_markdown(rollout: Rollout) -> str:
         c, b, s = a["canary"], a.get("baseline") or {}, a.get("scores") or {}
         verdict = "passed" if a["passed"] else "FAILED: " + "; ".join(a["reasons"])
         rows.append(
-            f"| {step.weights.get(rollout.revision, 0)}% | {a['window_s']:.1f} | {c['requests']} "
-            f"| {c['error_rate']:.2%} | {_num(c['p99_ms'])} | {_num(b.get('p99_ms'))} "
-            f"| {_num(s.get('ks_statistic'), 3)} | {_num(s.get('ks_pvalue'), 3, 'g')} "
-            f"| {_num(s.get('psi'), 3)} | {s.get('source', '-')} | {verdict} |"
+            [
+                f"{step.weights.get(rollout.revision, 0)}%",
+                f"{a['window_s']:.1f}",
+                c["requests"],
+                f"{c['error_rate']:.2%}",
+                _num(c["p99_ms"]),
+                _num(b.get("p99_ms")),
+                _num(s.get("ks_statistic"), 3),
+                _num(s.get("ks_pvalue"), 3, "g"),
+                _num(s.get("psi"), 3),
+                s.get("source", "-"),
+                verdict,
+            ]
         )
-    return "\n".join(rows) if len(rows) > 2 else "No analysis windows (no canary steps)."
+    if not rows:
+        return "No analysis windows (no canary steps)."
+    columns = ["weight", "window s", "requests", "error rate", "p99 ms", "baseline p99 ms"]
+    columns += ["KS", "KS p", "PSI", "scores from", "verdict"]
+    return markdown_table(columns, rows, align="rrrrrrrrr")
 
 
 def _num(value, digits: int = 0, kind: str = "f") -> str:

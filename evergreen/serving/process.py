@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,20 +24,12 @@ import httpx
 
 from evergreen.features.repo import PROJECT_ROOT
 from evergreen.models.bentoml_home import bentoml_env
+from evergreen.ports import LOOPBACK, free_port
 from evergreen.settings import EvergreenSettings
-
-LOOPBACK = "127.0.0.1"
 
 
 class ServingStartError(RuntimeError):
     """The server exited or did not become ready in time."""
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def serving_env(

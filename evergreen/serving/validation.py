@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evergreen.metadata import markdown_table
 from evergreen.serving.process import BentoProcess
 from evergreen.serving.runtime import PREDICTIONS_DIR_ENV
 from evergreen.serving.schemas import Transaction
@@ -55,21 +56,17 @@ class ValidationResult:
 
     def markdown(self) -> str:
         verdict = "**passed**" if self.passed else "**FAILED**: " + "; ".join(self.reasons)
-        return "\n".join(
-            [
-                f"Infra validation of `{self.bento_tag}` (model `{self.model_tag}`): {verdict}",
-                "",
-                "| figure | value |",
-                "|---|---:|",
-                f"| requests replayed | {self.requests} |",
-                f"| sample | {self.sample} |",
-                f"| max abs(served - offline) | {self.max_abs_diff:.3g} (tolerance {TOLERANCE}) |",
-                f"| p50 latency (ms) | {self.p50_ms:.2f} |",
-                f"| p99 latency (ms) | {self.p99_ms:.2f} (budget {self.budget_ms:g}) |",
-                f"| served model versions | {', '.join(self.served_versions) or '-'} |",
-                f"| seconds until ready | {self.ready_s:.1f} |",
-            ]
-        )
+        rows = [
+            ("requests replayed", self.requests),
+            ("sample", self.sample),
+            ("max abs(served - offline)", f"{self.max_abs_diff:.3g} (tolerance {TOLERANCE})"),
+            ("p50 latency (ms)", f"{self.p50_ms:.2f}"),
+            ("p99 latency (ms)", f"{self.p99_ms:.2f} (budget {self.budget_ms:g})"),
+            ("served model versions", ", ".join(self.served_versions) or "-"),
+            ("seconds until ready", f"{self.ready_s:.1f}"),
+        ]
+        title = f"Infra validation of `{self.bento_tag}` (model `{self.model_tag}`): {verdict}"
+        return title + "\n\n" + markdown_table(["figure", "value"], rows, align="lr")
 
 
 def recent_transactions(settings: EvergreenSettings, n: int, seed: int) -> tuple[list, str]:

@@ -1,20 +1,13 @@
 """`make demo` in its shortened form: the whole loop with a real router, real bento replicas,
 the code location's own sensors, a drift, and zero failed requests."""
 
-import socket
-
 import pytest
 from rich.console import Console
 
 from evergreen.demo.plan import DemoPlan
 from evergreen.demo.run import run_demo
+from evergreen.ports import free_port
 from evergreen.settings import EvergreenSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.e2e
@@ -22,8 +15,8 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     # The user's environment: a home and free ports; the plan's settings go into the home's file.
     shortened = {
         "HOME": str(tmp_path / "home"),
-        "SERVE_PORT": str(_free_port()),
-        "ROUTER_ADMIN_PORT": str(_free_port()),
+        "SERVE_PORT": str(free_port()),
+        "ROUTER_ADMIN_PORT": str(free_port()),
     }
     for name, value in shortened.items():
         monkeypatch.setenv(f"EVERGREEN_{name}", value)

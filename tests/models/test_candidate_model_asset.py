@@ -52,7 +52,7 @@ def test_candidate_model_trains_registers_and_retrains_identically(pipeline_home
     )
     assert model["code_version"] == training_code_version()
     assert "| rank | feature | importance |" in model["feature_importances"]
-    assert Path(model["learning_curve"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(model["learning_curve_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 0 < model["threshold"] < 1 and model["validation_roc_auc"] > 0.7
 
     settings = asset_settings(pipeline_home)

@@ -39,7 +39,7 @@ def dagster_instance():
 def candidate_home(tmp_path_factory, training_frame, dagster_instance):
     """A home holding the cut-off's training set and the candidate_model run's model."""
     settings = make_settings(tmp_path_factory.mktemp("evaluation") / "home")
-    path = settings.training_sets_dir / f"cutoff={PARTITION}" / "training_set.parquet"
+    path = settings.training_set_path(PARTITION)
     path.parent.mkdir(parents=True)
     training_frame.to_parquet(path, index=False)
     result = run([candidate_model], settings, dagster_instance)
@@ -93,7 +93,7 @@ def test_the_evaluation_reports_metrics_a_report_and_a_plot(evaluated, dagster_i
     assert 0 <= report["candidate_card_precision_at_100"] <= 1
     html = Path(report["evidently_report"]).read_text()
     assert html.lstrip().lower().startswith("<!doctype html") and "terminal_risk_7d" in html
-    assert report["precision_recall"].startswith("![precision-recall curves](data:image/png")
+    assert report["precision_recall_plot"].startswith("![precision-recall curves](data:image/png")
     # The UI's link: the report's place under the reports folder, served by `evergreen ui`.
     relative = Path(report["evidently_report"]).relative_to(asset_settings(settings).reports_dir)
     assert report["evidently_report_url"].endswith(relative.as_posix().replace("=", "%3D"))

@@ -17,10 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from evergreen.ports import free_port
 from evergreen.rollout.controller import RolloutController
 from evergreen.rollout.load import LoadLoop, Sample
 from evergreen.rollout.revisions import RevisionSpec, service_folder_spec
-from evergreen.rollout.supervisor import Supervisor, SupervisorOptions, free_port
+from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
 from evergreen.settings import EvergreenSettings
 
 FIXTURE_SERVICE = Path(__file__).parent / "fixture_service"

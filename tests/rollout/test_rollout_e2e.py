@@ -252,7 +252,7 @@ def test_deployment_asset_rolls_out_and_fails_clearly(stack_env, stack, load, in
     metadata = done.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["status"].value == "completed" and metadata["model_version"].value == "v6"
     assert "| switched |" in metadata["timeline"].value
-    assert Path(metadata["plot"].value).read_bytes()[:4] == b"\x89PNG"
+    assert Path(metadata["timeline_png"].value).read_bytes()[:4] == b"\x89PNG"
     assert stable(stack).model_version == "v6"
 
     again = run(deployment_config("v6"))  # the same revision already serves: nothing to do

@@ -17,7 +17,6 @@ from dagster import AssetMaterialization, Definitions, build_sensor_context, mat
 
 from assets.serving import live_predictions
 from evergreen.loop.live_data import LOGGED_FEATURES
-from evergreen.loop.monitors import training_set_path
 from evergreen.models.ledger import ModelStatus
 from evergreen.models.registry import ModelRegistry
 from evergreen.models.training import Provenance, train_candidate
@@ -46,7 +45,7 @@ def loop_home(tmp_path, pipeline_home, training_frame) -> EvergreenSettings:  # 
     no predictions; its settings as the assets and sensors see them."""
     settings = asset_settings(make_settings(tmp_path / "home"))
     shutil.copy(pipeline_home.warehouse_path, settings.warehouse_path)
-    path = training_set_path(settings, CUTOFF.isoformat())
+    path = settings.training_set_path(CUTOFF)
     path.parent.mkdir(parents=True, exist_ok=True)
     training_frame.to_parquet(path)
     return settings

@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from evergreen.instance import INSTANCE_YAML
+from evergreen.ports import free_port
 from tests.conftest import SMALL, START, make_settings, simulate_small
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,6 @@ class DagsterUI:
     def log_tail(self, chars: int = 3000) -> str:
         """The end of each server log, for a failure message."""
         return "\n".join(f"--- {p.name}\n{p.read_text()[-chars:]}" for p in self.logs if p.exists())
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (chosen by the kernel)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _default_stop_signals() -> None:
