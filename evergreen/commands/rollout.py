@@ -92,7 +92,7 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
         console.print("Nothing serves. Start with `evergreen serve`.")
         return
     table = Table(title=f"Serving on {status['serving_url']}")
-    for column in ("revision", "model", "weight", "since (UTC)", "role", "replicas"):
+    for column in ("revision", "model", "target", "weight", "since (UTC)", "role", "replicas"):
         table.add_column(column)
     for r in status["revisions"]:
         replicas = " ".join(
@@ -101,7 +101,13 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
         )
         since = (r["since"] or "")[:19].replace("T", " ")
         table.add_row(
-            r["revision"], r["model_version"], f"{r['weight']}%", since, r["role"], replicas
+            r["revision"],
+            r["model_version"],
+            r["target"],
+            f"{r['weight']}%",
+            since,
+            r["role"],
+            replicas,
         )
     console.print(table)
     watchdog = "running" if status["watchdog_running"] else "NOT running (evergreen serve)"
