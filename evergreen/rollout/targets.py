@@ -63,9 +63,7 @@ def target_named(name: str) -> Target:
         return ProcessTarget()
     kind, _, rest = name.partition(" ")
     if kind == "container":
-        from evergreen.rollout.container import ContainerTarget
-
-        from evergreen.rollout.container import BENTO_IMAGE
+        from evergreen.rollout.container import BENTO_IMAGE, ContainerTarget
 
         engine, _, image = rest.partition(" ")
         return ContainerTarget(image=None if image == BENTO_IMAGE else image, engine=engine)

@@ -29,13 +29,13 @@ from pathlib import Path
 import yaml
 
 from evergreen.features.repo import PROJECT_ROOT
+from evergreen.models.bentoml_home import bento_store_dir, bentoml_env, using_bentoml_home
 from evergreen.serving.closure import (
     ClosureError,
     check_isolated,
     include_patterns,
     project_closure,
 )
-from evergreen.models.bentoml_home import bento_store_dir, bentoml_env, using_bentoml_home
 from evergreen.settings import EvergreenSettings
 
 BENTO_NAME = "fraud_detection"
