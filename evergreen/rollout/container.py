@@ -211,3 +211,14 @@ def remove_containers(settings: EvergreenSettings, engine: str = "podman") -> li
     if ids:
         subprocess.run([engine, "rm", "--force", *ids], capture_output=True, timeout=120)
     return ids
+
+
+def ensure_image(settings: EvergreenSettings, target: object, spec: RevisionSpec):
+    """Before a rollout on the container target: the revision's bento image, containerized
+    unless it exists (``evergreen.serving.containers.containerize``). Returns the
+    ``BuiltImage``, or None when there is nothing to build (another target, a fixed image)."""
+    if not isinstance(target, ContainerTarget) or target.image or not spec.bento_tag:
+        return None
+    from evergreen.serving.containers import containerize
+
+    return containerize(settings, spec.bento_tag, target.engine)
