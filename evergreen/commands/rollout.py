@@ -139,8 +139,9 @@ def deploy_command(
         None, help="process, container or kubernetes (default: EVERGREEN_DEPLOY_TARGET)."
     ),
     image: str = typer.Option(
-        None, help="Container image (default for the container target: the bento's own, "
-        "containerized first if missing)."
+        None,
+        help="Container image (default for the container target: the bento's own, "
+        "containerized first if missing).",
     ),
     out: Path = typer.Option(None, help="Kubernetes: where to write the manifests."),
     reason: str = typer.Option("", help="Why (recorded in the ledger)."),

@@ -86,6 +86,7 @@ class ContainerTarget:
 
     image: str | None = None
     engine: str = "podman"
+    user: str | None = None  # uid:gid to run as; None: the home's owner
 
     @property
     def name(self) -> str:
@@ -111,7 +112,7 @@ class ContainerTarget:
         cmd += ["--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
         cmd += ["--label", f"evergreen.home={home}", "--label", f"evergreen.revision={revision}"]
         cmd += ["--label", f"evergreen.model_version={spec.model_version}"]
-        cmd += ["--user", state_owner(settings), "--tmpfs", f"{SCRATCH}:rw,mode=1777"]
+        cmd += ["--user", self.user or state_owner(settings), "--tmpfs", f"{SCRATCH}:rw,mode=1777"]
         cmd += ["--volume", f"{home}:{home}"]  # the same path: the home's files name each other
         env = {"EVERGREEN_HOME": home, "BENTOML_HOME": f"{SCRATCH}/bentoml", **spec.env}
         for key, value in sorted(env.items()):

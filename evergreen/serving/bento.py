@@ -236,8 +236,6 @@ def container_options(settings: EvergreenSettings, options: dict) -> dict:
         python.update(no_index=True, find_links=[str(settings.container_wheels_dir)])
         # The lock step keeps find-links but drops no-index: keep uv offline in the image.
         options["envs"] = [*options.get("envs", []), {"name": "UV_OFFLINE", "value": "1"}]
-    # The pins are the whole closure already: --no-deps keeps SERVING_EXCLUDES out.
-    python["pip_args"] = "--no-deps"
     return {**options, "python": python}
 
 

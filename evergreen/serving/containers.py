@@ -32,6 +32,7 @@ from pathlib import Path
 
 from evergreen.settings import EvergreenSettings
 
+CODE_LABEL = "evergreen.code_version"  # on each bento image: the bento code it was built from
 DEFAULT_CACHE = Path("/var/tmp/evergreen-containers")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
@@ -105,6 +106,25 @@ def _run(cmd: Sequence[str], what: str, timeout_s: float = 1800, **kwargs) -> st
 def image_exists(tag: str, engine: str = "podman") -> bool:
     """Whether the engine's store holds ``tag``."""
     return subprocess.run([engine, "image", "exists", tag], capture_output=True).returncode == 0
+
+
+def image_label(tag: str, label: str, engine: str = "podman") -> str:
+    """One label of an image ('' when it lacks it or does not exist)."""
+    cmd = [engine, "image", "inspect", "--format", f'{{{{index .Labels "{label}"}}}}', tag]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    value = done.stdout.strip() if done.returncode == 0 else ""
+    return "" if value == "<no value>" else value
+
+
+def bento_code_version(settings: EvergreenSettings, bento_tag: str) -> str:
+    """The code version the bento was built from (its ``code_version`` label)."""
+    import yaml
+
+    from evergreen.models.bentoml_home import bento_store_dir
+
+    name, _, version = bento_tag.partition(":")
+    info = yaml.safe_load((bento_store_dir(settings) / name / version / "bento.yaml").read_text())
+    return str((info.get("labels") or {}).get("code_version", ""))
 
 
 def image_size(tag: str, engine: str = "podman") -> int:
@@ -229,6 +249,7 @@ def containerize_command(
     """``bentoml containerize`` of the bento, tagged as the bento; with podman, on the host
     network and with the configured wheels folder mounted read-only."""
     cmd = [sys.executable, "-m", "bentoml", "containerize", bento_tag, "--image-tag", bento_tag]
+    cmd += ["--label", f"{CODE_LABEL}={bento_code_version(settings, bento_tag)}"]
     options = list(opts)
     if engine == "podman":
         cmd += ["--backend", "podman"]
@@ -247,12 +268,15 @@ def containerize(
     opts: Sequence[str] = (),
     rebuild: bool = False,
 ) -> BuiltImage:
-    """The bento's image, built with ``bentoml containerize`` unless it exists."""
+    """The bento's image, built with ``bentoml containerize`` unless an image of that tag
+    built from the same bento code exists (a model version rebuilt from other code gets a new
+    image: the tag alone would not say)."""
     from evergreen.models.bentoml_home import bentoml_env
 
     engine = engine or settings.container_engine
     began = time.monotonic()
-    if rebuild or not image_exists(bento_tag, engine):
+    current = image_label(bento_tag, CODE_LABEL, engine) == bento_code_version(settings, bento_tag)
+    if rebuild or not current:
         env = {**os.environ, **bentoml_env(settings)}
         # BentoML resolves the bento's Dockerfile template against the working directory
         # and refuses a path outside it: run from the temporary folder's parent.
