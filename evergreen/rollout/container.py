@@ -2,8 +2,8 @@
 
 The image is what ``bentoml containerize`` builds (``evergreen.serving.bento.container_command``;
 ``../shared/reference/containers.md`` describes podman on machines without a Docker engine).
-Each replica is ``<engine> run -d`` of the image with its port 3000 published on a loopback
-port, stopped with ``<engine> stop --time GRACE`` (SIGTERM, then SIGKILL), killed with
+Each replica is ``<engine> run -d`` of the image on the host's network, its server listening on
+the replica's loopback port (``BENTOML_HOST``/``BENTOML_PORT``), stopped with ``<engine> stop --time GRACE`` (SIGTERM, then SIGKILL), killed with
 ``<engine> kill``. ``engine_available`` says whether this machine can run one (a ``docker``
 client without a reachable engine cannot).
 """
@@ -22,7 +22,6 @@ from evergreen.rollout.revisions import RevisionSpec
 from evergreen.rollout.state import ReplicaState
 from evergreen.settings import EvergreenSettings
 
-CONTAINER_PORT = 3000  # where BentoML's image serves
 BENTO_IMAGE = "bento-image"  # the target's name when each revision runs its own bento's image
 SCRATCH = "/tmp/evergreen"  # a tmpfs of the container's own
 
@@ -109,12 +108,23 @@ class ContainerTarget:
         """The ``run`` command of one replica (its name is the one after ``--name``)."""
         home = str(settings.home)
         cmd = [self.engine, "run", "--detach", "--name", container_name(settings, revision, index)]
-        cmd += ["--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
+        # The host's network, the server on the replica's loopback port itself: a published
+        # port is forwarded by the engine (DNAT, conmon holding the port), and a container
+        # killed with -9 left a second of connections going nowhere (the router's dial timed
+        # out: a failed request) where a dead process's port refuses at once, and the router
+        # retries elsewhere.
+        cmd += ["--network", "host"]
         cmd += ["--label", f"evergreen.home={home}", "--label", f"evergreen.revision={revision}"]
         cmd += ["--label", f"evergreen.model_version={spec.model_version}"]
         cmd += ["--user", self.user or state_owner(settings), "--tmpfs", f"{SCRATCH}:rw,mode=1777"]
         cmd += ["--volume", f"{home}:{home}"]  # the same path: the home's files name each other
-        env = {"EVERGREEN_HOME": home, "BENTOML_HOME": f"{SCRATCH}/bentoml", **spec.env}
+        env = {
+            "EVERGREEN_HOME": home,
+            "BENTOML_HOME": f"{SCRATCH}/bentoml",
+            "BENTOML_HOST": "127.0.0.1",
+            "BENTOML_PORT": str(port),
+            **spec.env,
+        }
         for key, value in sorted(env.items()):
             cmd += ["--env", f"{key}={value}"]
         return [*cmd, self.image_of(spec)]

@@ -219,7 +219,8 @@ def test_container_target_commands(tmp_path):
     spec = fixture_spec("fraud_detector:abc")
     run = target.run_command(settings, "r0003", spec, 1, 41234)
     assert run[:3] == ["podman", "run", "--detach"]
-    assert run[run.index("--publish") + 1] == "127.0.0.1:41234:3000"
+    assert run[run.index("--network") + 1] == "host"
+    assert "BENTOML_PORT=41234" in run and "BENTOML_HOST=127.0.0.1" in run
     assert "FIXTURE_MODEL_VERSION=fraud_detector:abc" in run and run[-1] == target.image
     home = str(settings.home)
     assert run[run.index("--volume") + 1] == f"{home}:{home}" and f"EVERGREEN_HOME={home}" in run

@@ -162,18 +162,18 @@ def test_a_replica_that_dies_says_why_and_one_that_cannot_write_is_not_ready(con
     target = ContainerTarget(user="1034:1034")
     replica = target.start_replica(settings, "unwritable", spec, 0, free_port())
     try:
-        log = wait_for(
-            lambda: (
-                "not ready" not in (text := target.container_log(replica))
-                and "readiness:" in text
-                and text
-            ),
-            90,
-            "the readiness verdict",
-        )
+
+        def verdict():
+            try:  # readiness is judged (and its reason logged) when /readyz is asked
+                status = httpx.get(f"{replica.url}/readyz", timeout=5).status_code
+            except httpx.HTTPError:
+                return None
+            text = target.container_log(replica)
+            return (status, text) if "readiness:" in text else None
+
+        status, log = wait_for(verdict, 90, "the readiness verdict")
+        assert status == 503
         assert "not writable by uid 1034" in log or "cannot be created by uid 1034" in log
-        answer = httpx.get(f"{replica.url}/readyz", timeout=5)
-        assert answer.status_code == 503
     finally:
         target.stop_replica(replica, grace_s=2)
 
@@ -207,7 +207,9 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
     )
 
     load = LoadLoop(stack.supervisor.serving_url(), rate=30, threads=3).start()
+    marks = {}  # when each step began (the load loop's clock): a failure says during what
     try:
+        marks["blue-green"] = time.monotonic()
         green_result = stack.deploy(
             resolve_revision(settings, other, {}, 2),
             BlueGreen(warmup_requests=10, keep_previous_s=0.0, drain_s=0.5, analysis=POLICY),
@@ -219,6 +221,7 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
         assert read_state(settings).revisions[blue.name].phase == STOPPED
         assert not containers_of(settings, blue.name)
 
+        marks["canary"] = time.monotonic()
         canary = stack.deploy(
             resolve_revision(settings, champion, {}, 2),
             Canary(steps=(50, 100), step_s=3.0, warmup_requests=5, drain_s=0.5, analysis=POLICY),
@@ -227,6 +230,7 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
         assert canary.status == "completed" and len(canary.analyses) == 2
         current = stable(stack)
 
+        marks["kill -9"] = time.monotonic()
         victim = current.replicas[0]
         subprocess.run(["podman", "kill", "--signal", "KILL", victim.container], check=True)
         restarted = wait_for(
@@ -241,6 +245,7 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
 
         # `evergreen rollback` (its controller's default target is process) brings the
         # previous revision, stopped by now, back where it ran: as containers.
+        marks["rollback"] = time.monotonic()
         plain = {k: v for k, v in env.items() if k != "EVERGREEN_DEPLOY_TARGET"}
         result = json.loads(evergreen(plain, "rollback", "--reason", "test", "--json"))
         assert result["status"] == "completed"
@@ -253,5 +258,6 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
         assert targets[back.name].startswith("container podman")
         time.sleep(1.0)
     finally:
+        print("steps began at", marks)
         samples = assert_no_failed_requests(load)
     assert len({s.model_version for s in samples}) == 2
