@@ -1,11 +1,13 @@
 """The ``container`` target: replicas as containers of the bento's image (podman or docker).
 
-The image is what ``bentoml containerize`` builds (``evergreen.serving.bento.container_command``;
+The image is what ``evergreen bento containerize`` builds (``evergreen.serving.containers``;
 ``../shared/reference/containers.md`` describes podman on machines without a Docker engine).
-Each replica is ``<engine> run -d`` of the image on the host's network, its server listening on
-the replica's loopback port (``BENTOML_HOST``/``BENTOML_PORT``), stopped with ``<engine> stop --time GRACE`` (SIGTERM, then SIGKILL), killed with
-``<engine> kill``. ``engine_available`` says whether this machine can run one (a ``docker``
-client without a reachable engine cannot).
+Each replica is ``<engine> run -d`` of the image on the host's network, its server listening
+on the replica's loopback port (``BENTOML_HOST``/``BENTOML_PORT``), the home mounted at its own
+path and run as the home's owner; stopped with ``<engine> stop --time GRACE`` (SIGTERM, then
+SIGKILL), killed with ``<engine> kill``, its output (both streams) kept in the replica's log
+before the container is removed. ``engine_available`` says whether this machine can run one
+(a ``docker`` client without a reachable engine cannot).
 """
 
 from __future__ import annotations
