@@ -8,9 +8,11 @@ versions, and runs ``bentoml build`` with the project root as build context into
 as the ``model_tag`` argument the service reads. A bento of that version already built from the
 same code is reused; one built from other code is rebuilt.
 
-Containers: ``bentoml containerize`` needs an engine; ``../shared/reference/containers.md``
-describes podman on these machines (base image, offline wheels). ``render_dockerfile`` writes
-the Dockerfile BentoML would build, without an engine.
+The bento's Python files are the service's import closure (``evergreen.serving.closure``), and a
+build imports them from the bento alone before it is kept. Containers: with a base image
+configured, ``container_options`` takes BentoML's v1 image path (no apt layer);
+``evergreen.serving.containers`` builds the image. ``render_dockerfile`` writes the Dockerfile
+BentoML would build, without an engine.
 """
 
 from __future__ import annotations
@@ -313,9 +315,12 @@ def render_dockerfile(settings: EvergreenSettings, bento_tag: str, out: Path) ->
     return out
 
 
-def container_command(bento_tag: str, settings: EvergreenSettings | None = None) -> str:
-    """The shell command that builds a container image of the bento (needs an engine: Docker,
-    or podman set up as ``../shared/reference/containers.md`` describes, with
-    ``--backend podman``)."""
-    home = f"BENTOML_HOME={settings.bentoml_home} " if settings is not None else ""
-    return f"{home}bentoml containerize {bento_tag} --image-tag {bento_tag}"
+def container_command(bento_tag: str, settings: EvergreenSettings) -> str:
+    """The shell command that builds the bento's container image (``evergreen bento
+    containerize`` runs it: ``evergreen.serving.containers``)."""
+    import shlex
+
+    from evergreen.serving.containers import containerize_command
+
+    cmd = containerize_command(settings, bento_tag, settings.container_engine)
+    return f"BENTOML_HOME={settings.bentoml_home} " + " ".join(shlex.quote(c) for c in cmd)
