@@ -313,14 +313,3 @@ def render_dockerfile(settings: EvergreenSettings, bento_tag: str, out: Path) ->
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(dockerfile, out)
     return out
-
-
-def container_command(bento_tag: str, settings: EvergreenSettings) -> str:
-    """The shell command that builds the bento's container image (``evergreen bento
-    containerize`` runs it: ``evergreen.serving.containers``)."""
-    import shlex
-
-    from evergreen.serving.containers import containerize_command
-
-    cmd = containerize_command(settings, bento_tag, settings.container_engine)
-    return f"BENTOML_HOME={settings.bentoml_home} " + " ".join(shlex.quote(c) for c in cmd)

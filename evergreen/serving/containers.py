@@ -261,6 +261,14 @@ def containerize_command(
     return cmd + [arg for option in options for arg in ("--opt", option)]
 
 
+def container_command(bento_tag: str, settings: EvergreenSettings) -> str:
+    """The shell line that builds the bento's image (what ``containerize`` runs)."""
+    import shlex
+
+    cmd = containerize_command(settings, bento_tag, settings.container_engine)
+    return f"BENTOML_HOME={settings.bentoml_home} " + " ".join(shlex.quote(c) for c in cmd)
+
+
 def containerize(
     settings: EvergreenSettings,
     bento_tag: str,

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from evergreen.ports import free_port
 from evergreen.rollout.analysis import AnalysisPolicy
 from evergreen.rollout.container import ContainerTarget, engine_available, remove_containers
 from evergreen.rollout.controller import RolloutController, RolloutFailed
@@ -32,7 +33,7 @@ from evergreen.rollout.load import LoadLoop
 from evergreen.rollout.revisions import resolve_revision
 from evergreen.rollout.state import STOPPED, read_state
 from evergreen.rollout.strategies import BlueGreen, Canary
-from evergreen.rollout.supervisor import Supervisor, SupervisorOptions, free_port
+from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
 from evergreen.settings import EvergreenSettings
 from tests.rollout.conftest import assert_no_failed_requests, tear_down
 
