@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(EVERGREEN_HOME)/dagster
 # uv reads the system trust store, so a machine behind its own CA bundle works as any other.
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test lint format lock bench ui clean chromium
+.PHONY: install demo test lint format lock bench ui clean chromium podman
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/evergreen demo
 
-test: $(BIN)/.installed chromium
+test: $(BIN)/.installed chromium podman
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -30,6 +30,18 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# The container engine the container test drives: Debian's podman, set up as
+# ../shared/reference/containers.md says (runc, no container rlimits). Installed when missing.
+podman:
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y podman buildah runc debootstrap; }
+	@grep -qs 'runtime = "runc"' /etc/containers/containers.conf || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO mkdir -p /etc/containers && \
+	  printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' | \
+	  $$SUDO tee /etc/containers/containers.conf >/dev/null; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

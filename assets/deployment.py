@@ -57,6 +57,11 @@ class DeploymentConfig(Config):
         "newest validated bento; skips the infra-validation requirement.",
     )
     env: dict[str, str] = Field(default={}, description="Environment of the replicas.")
+    target: str | None = Field(
+        default=None,
+        description="process or container (each bento's image, containerized first if "
+        "missing); default: EVERGREEN_DEPLOY_TARGET.",
+    )
 
 
 def _validated_bento(context: AssetExecutionContext) -> str:
@@ -161,15 +166,25 @@ def deployment(
 ) -> MaterializeResult:
     """The promoted bento serving behind the router, rolled out with the configured strategy
     (blue-green or canary with automatic rollback); its timeline and analyses as metadata."""
+    from evergreen.rollout.container import ensure_image
     from evergreen.rollout.controller import RolloutController, RolloutFailed
     from evergreen.rollout.records import get_rollout, rollout_ledger
     from evergreen.rollout.revisions import resolve_revision
     from evergreen.rollout.state import read_state
+    from evergreen.rollout.supervisor import Supervisor
 
     settings = evergreen.settings().ensure_dirs()
+    if config.target not in (None, "process", "container"):
+        raise Failure(f"Unknown target {config.target!r}: use process or container.")
+    if config.target:
+        settings = settings.model_copy(update={"deploy_target": config.target})
     what = config.source or _validated_bento(context)
     spec = resolve_revision(settings, what, config.env, config.replicas)
-    controller = RolloutController(settings, actor=ACTOR)
+    controller = RolloutController(settings, Supervisor(settings), actor=ACTOR)
+    image = ensure_image(settings, controller.supervisor.target, spec)
+    if image is not None:
+        built = f"built in {image.seconds:.0f} s" if image.built else "already built"
+        context.log.info(f"image {image.tag}: {built}, {image.size_bytes / 1e9:.2f} GB")
     state = read_state(settings)
     stable = state.revisions.get(state.stable) if state.stable else None
     if stable is not None and stable.phase == "ready" and stable.spec == spec:

@@ -84,7 +84,8 @@ def bento(context: AssetExecutionContext, evergreen: EvergreenResource):
     version equal to the model's, Python dependencies pinned to the lock. Reused when already
     built from the same code."""
     from evergreen.models.registry import ModelRegistry
-    from evergreen.serving.bento import build_bento, container_command, model_size_bytes
+    from evergreen.serving.bento import build_bento, model_size_bytes
+    from evergreen.serving.containers import container_command
 
     settings = evergreen.settings()
     champion = ModelRegistry(settings).champion()

@@ -21,6 +21,7 @@ import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -117,6 +118,14 @@ class EvergreenSettings(BaseSettings):
     container_base_image: str | None = Field(
         default=None,
         description="Bento image base (e.g. a local python3.11 image); none: BentoML's default.",
+    )
+    deploy_target: Literal["process", "container"] = Field(
+        default="process",
+        description="Where new revisions run: `bentoml serve` processes, or containers of each "
+        "bento's image (built by `evergreen bento containerize` or the deployment asset).",
+    )
+    container_engine: str = Field(
+        default="podman", description="The container engine of the container target."
     )
     container_wheels_dir: Path | None = Field(
         default=None,

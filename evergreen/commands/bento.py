@@ -7,9 +7,6 @@ champion, a corrupt artifact, a failed build or validation) print one plain line
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import typer
 
@@ -95,26 +92,50 @@ def validate_command(
 @bento_app.command("containerize")
 def containerize_command(
     model: str = typer.Option(None, "--model", help="Model tag or version (default: champion)."),
-    backend: str = typer.Option("docker", "--backend", help="docker, or podman (containers.md)."),
+    backend: str = typer.Option(
+        None, "--backend", help="docker or podman (default: EVERGREEN_CONTAINER_ENGINE, podman)."
+    ),
     opt: list[str] = typer.Option([], "--opt", help="Backend option, e.g. network=host."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build even if the image exists."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the command only."),
 ) -> None:
-    """`bentoml containerize` of the model's bento (needs a container engine)."""
-    from evergreen.models.bentoml_home import bentoml_env
+    """`bentoml containerize` of the model's bento, tagged as the bento (needs an engine).
+
+    With podman the build uses the host network and mounts EVERGREEN_CONTAINER_WHEELS_DIR
+    read-only (`evergreen bento prepare` makes both inputs). An existing image is kept."""
     from evergreen.serving.bento import BENTO_NAME
+    from evergreen.serving.containers import (
+        ContainerSetupError,
+        containerize,
+        containerize_command,
+    )
 
     settings = get_settings()
     tag = f"{BENTO_NAME}:{_model_tag(model).split(':', 1)[1]}"
-    cmd = [sys.executable, "-m", "bentoml", "containerize", tag, "--image-tag", tag]
-    cmd += ["--backend", backend] + [arg for o in opt for arg in ("--opt", o)]
-    typer.echo(" ".join(shlex.quote(c) for c in cmd))
+    engine = backend or settings.container_engine
+    typer.echo(" ".join(shlex.quote(c) for c in containerize_command(settings, tag, engine, opt)))
     if dry_run:
         return
-    env = {**_environ(), **bentoml_env(settings)}
-    raise typer.Exit(subprocess.run(cmd, env=env, cwd=Path.cwd()).returncode)
+    try:
+        image = containerize(settings, tag, engine, opt, rebuild=rebuild)
+    except ContainerSetupError as error:
+        _fail(str(error))
+    state = f"built in {image.seconds:.0f} s" if image.built else "already built"
+    typer.echo(f"{image.tag}: {state}; {image.size_bytes / 1e9:.2f} GB")
 
 
-def _environ() -> dict[str, str]:
-    import os
+@bento_app.command("prepare")
+def prepare_command(
+    engine: str = typer.Option("podman", "--engine", help="The container engine."),
+) -> None:
+    """Make the container build's inputs on a machine without Docker Hub: a local python3.11
+    base image (debootstrap) and the serving wheels, each cached by its inputs; prints the
+    settings that make `evergreen bento build` use them (containers.md)."""
+    from evergreen.serving.containers import ContainerSetupError, prepare
 
-    return dict(os.environ)
+    try:
+        settings = prepare(engine)
+    except ContainerSetupError as error:
+        _fail(str(error))
+    for key, value in settings.items():
+        typer.echo(f"export {key}={shlex.quote(value)}")

@@ -92,7 +92,7 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
         console.print("Nothing serves. Start with `evergreen serve`.")
         return
     table = Table(title=f"Serving on {status['serving_url']}")
-    for column in ("revision", "model", "weight", "since (UTC)", "role", "replicas"):
+    for column in ("revision", "model", "target", "weight", "since (UTC)", "role", "replicas"):
         table.add_column(column)
     for r in status["revisions"]:
         replicas = " ".join(
@@ -101,7 +101,13 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
         )
         since = (r["since"] or "")[:19].replace("T", " ")
         table.add_row(
-            r["revision"], r["model_version"], f"{r['weight']}%", since, r["role"], replicas
+            r["revision"],
+            r["model_version"],
+            r["target"],
+            f"{r['weight']}%",
+            since,
+            r["role"],
+            replicas,
         )
     console.print(table)
     watchdog = "running" if status["watchdog_running"] else "NOT running (evergreen serve)"
@@ -129,8 +135,14 @@ def deploy_command(
     warmup: int = typer.Option(20, min=0, help="Warm-up requests to each new replica."),
     replicas: int = typer.Option(2, min=1, help="Replicas of the new revision."),
     env: list[str] = typer.Option([], "--env", help="KEY=VALUE for the replicas (repeatable)."),
-    target: str = typer.Option("process", help="process, container or kubernetes."),
-    image: str = typer.Option(None, help="Container image (container and kubernetes targets)."),
+    target: str = typer.Option(
+        None, help="process, container or kubernetes (default: EVERGREEN_DEPLOY_TARGET)."
+    ),
+    image: str = typer.Option(
+        None,
+        help="Container image (default for the container target: the bento's own, "
+        "containerized first if missing).",
+    ),
     out: Path = typer.Option(None, help="Kubernetes: where to write the manifests."),
     reason: str = typer.Option("", help="Why (recorded in the ledger)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -161,6 +173,7 @@ def deploy_command(
     else:
         raise typer.BadParameter(f"{strategy!r}: use blue-green or canary", param_hint="--strategy")
     controller = _controller(_target(target, image))
+    _ensure_image(settings, controller.supervisor.target, spec)
     result = controller.deploy(spec, chosen, reason or f"evergreen deploy {model_or_bento}")
     if as_json:
         _echo_json(result.to_dict())
@@ -171,21 +184,37 @@ def deploy_command(
     )
 
 
-def _target(name: str, image: str | None):
+def _ensure_image(settings, target, spec) -> None:
+    from evergreen.rollout.container import ensure_image
+    from evergreen.serving.containers import ContainerSetupError
+
+    try:
+        image = ensure_image(settings, target, spec)
+    except ContainerSetupError as error:
+        console.print(f"error: {error}")
+        raise typer.Exit(1) from None
+    if image is not None and image.built:
+        console.print(f"{image.tag}: image built in {image.seconds:.0f} s")
+
+
+def _target(name: str | None, image: str | None):
+    if name is None:
+        return None  # the settings' deploy_target
     if name == "process":
-        return None
+        from evergreen.rollout.targets import ProcessTarget
+
+        return ProcessTarget()
     if name != "container":
         raise typer.BadParameter(
             f"{name!r}: use process, container or kubernetes", param_hint="--target"
         )
-    from evergreen.rollout.container import ContainerTarget, engine_available, find_engine
+    from evergreen.rollout.container import ContainerTarget, engine_available
 
-    if not image:
-        raise typer.BadParameter("the container target needs --image", param_hint="--image")
-    usable, why = engine_available()
+    engine = get_settings().container_engine
+    usable, why = engine_available(engine)
     if not usable:
         raise typer.BadParameter(f"no container engine here: {why}", param_hint="--target")
-    return ContainerTarget(image=image, engine=find_engine() or "podman")
+    return ContainerTarget(image=image, engine=engine)  # no --image: the bento's own image
 
 
 def _render_kubernetes(spec, image, out, steps, step_seconds, replicas, as_json) -> None:

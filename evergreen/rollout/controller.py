@@ -222,12 +222,13 @@ class RolloutController:
         old: RevisionState | None,
         config: dict,
         reason: str,
+        target: str | None = None,
     ) -> str:
         with rollout_ledger(self.settings) as conn:
             return insert_rollout(
                 conn,
                 kind=kind,
-                target=self.supervisor.target.name,
+                target=target or self.supervisor.target.name,
                 revision=revision,
                 model_version=spec.model_version,
                 source=spec.source,
@@ -290,18 +291,26 @@ class RolloutController:
             if current is None or target is None:
                 raise NothingToServeError("nothing to roll back to: no previous revision served")
             previous = state.revisions[target]
+            # It comes back where it ran (a container revision as containers), whatever
+            # target this controller starts new revisions on.
+            where = self.supervisor.target_of(previous)
             kept = previous.phase == READY
             name = target if kept else self.supervisor.reserve_name()
             config = {"strategy": "rollback", "replicas": previous.spec.replicas}
-            rollout_id = self._open("rollback", name, previous.spec, current, config, reason)
+            rollout_id = self._open(
+                "rollback", name, previous.spec, current, config, reason, where.name
+            )
             run = _Run(self, rollout_id, name, current.name, self.settings.seed)
             if kept:
                 with mutate_state(self.settings) as state:
                     state.revisions[target].retire_at = None
                 run.record("ready", detail=f"{target} still running (kept): instant")
             else:
-                self.supervisor.launch(previous.spec, name)
-                run.record("started", detail=f"{target} was stopped: restarting it as {name}")
+                self.supervisor.launch(previous.spec, name, where)
+                run.record(
+                    "started",
+                    detail=f"{target} was stopped: restarting it as {name} ({where.name})",
+                )
                 ready_s = self.supervisor.wait_ready(run.new)
                 run.record("ready", detail=f"ready in {ready_s:.1f} s")
             run.shift(100)

@@ -51,7 +51,13 @@ from evergreen.rollout.state import (
     read_state,
     rollout_lock,
 )
-from evergreen.rollout.targets import ProcessTarget, Target, is_ready, target_named
+from evergreen.rollout.targets import (
+    ProcessTarget,
+    Target,
+    default_target,
+    is_ready,
+    target_named,
+)
 from evergreen.settings import EvergreenSettings
 
 KEEP_STOPPED_REVISIONS = 20
@@ -106,7 +112,7 @@ class Supervisor:
         options: SupervisorOptions | None = None,
     ) -> None:
         self.settings = settings
-        self.target = target or ProcessTarget()
+        self.target = target or default_target(settings)
         self.policy = policy or RouterPolicy()
         self.options = options or SupervisorOptions()
 
@@ -178,22 +184,25 @@ class Supervisor:
         with mutate_state(self.settings) as state:
             return state.next_name()
 
-    def launch(self, spec: RevisionSpec, name: str | None = None) -> str:
-        """Start a new revision's replicas at weight 0; returns its name (they may not be ready
-        yet: ``wait_ready``)."""
+    def launch(
+        self, spec: RevisionSpec, name: str | None = None, target: Target | None = None
+    ) -> str:
+        """Start a new revision's replicas at weight 0 on ``target`` (default: the
+        supervisor's); returns its name (they may not be ready yet: ``wait_ready``)."""
+        target = target or self.target
         with mutate_state(self.settings) as state:
             name = name or state.next_name()
             revision = RevisionState(
-                name=name, spec=spec, target=self.target.name, created_at=now(), weight_since=now()
+                name=name, spec=spec, target=target.name, created_at=now(), weight_since=now()
             )
             try:
                 for index in range(spec.replicas):
                     port = free_port()
-                    replica = self.target.start_replica(self.settings, name, spec, index, port)
+                    replica = target.start_replica(self.settings, name, spec, index, port)
                     revision.replicas.append(replica)
             except Exception:
                 for replica in revision.replicas:  # started before the failure: not recorded
-                    self.target.kill_replica(replica)
+                    target.kill_replica(replica)
                 raise
             state.revisions[name] = revision
             self._apply(state)
@@ -399,7 +408,8 @@ class Supervisor:
         with mutate_state(self.settings) as state:
             revision = state.revisions[name]
             replica = revision.replicas[seen.index]
-            if replica.process != seen.process or not revision.keep_running:
+            replaced = replica.process != seen.process or replica.container != seen.container
+            if replaced or not revision.keep_running:
                 return []  # someone else acted on it meanwhile
             if replica.failed_starts >= self.options.max_failed_starts:
                 return []  # it dies at every start: leave it down (its log says why)

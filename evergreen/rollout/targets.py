@@ -63,11 +63,22 @@ def target_named(name: str) -> Target:
         return ProcessTarget()
     kind, _, rest = name.partition(" ")
     if kind == "container":
-        from evergreen.rollout.container import ContainerTarget
+        from evergreen.rollout.container import BENTO_IMAGE, ContainerTarget
 
         engine, _, image = rest.partition(" ")
-        return ContainerTarget(image=image, engine=engine)
+        return ContainerTarget(image=None if image == BENTO_IMAGE else image, engine=engine)
     raise ValueError(f"unknown target {name!r}")
+
+
+def default_target(settings: EvergreenSettings) -> Target:
+    """The target new revisions start on: ``settings.deploy_target`` (``EVERGREEN_DEPLOY_TARGET``:
+    ``process``, or ``container``: each revision's bento image under
+    ``settings.container_engine``)."""
+    if settings.deploy_target == "container":
+        from evergreen.rollout.container import ContainerTarget
+
+        return ContainerTarget(image=None, engine=settings.container_engine)
+    return ProcessTarget()
 
 
 def is_ready(replica: ReplicaState, timeout_s: float = 2.0) -> bool:

@@ -8,9 +8,11 @@ versions, and runs ``bentoml build`` with the project root as build context into
 as the ``model_tag`` argument the service reads. A bento of that version already built from the
 same code is reused; one built from other code is rebuilt.
 
-Containers: ``bentoml containerize`` needs an engine; ``../shared/reference/containers.md``
-describes podman on these machines (base image, offline wheels). ``render_dockerfile`` writes
-the Dockerfile BentoML would build, without an engine.
+The bento's Python files are the service's import closure (``evergreen.serving.closure``), and a
+build imports them from the bento alone before it is kept. Containers: with a base image
+configured, ``container_options`` takes BentoML's v1 image path (no apt layer);
+``evergreen.serving.containers`` builds the image. ``render_dockerfile`` writes the Dockerfile
+BentoML would build, without an engine.
 """
 
 from __future__ import annotations
@@ -30,10 +32,17 @@ import yaml
 
 from evergreen.features.repo import PROJECT_ROOT
 from evergreen.models.bentoml_home import bento_store_dir, bentoml_env, using_bentoml_home
+from evergreen.serving.closure import (
+    ClosureError,
+    check_isolated,
+    include_patterns,
+    project_closure,
+)
 from evergreen.settings import EvergreenSettings
 
 BENTO_NAME = "fraud_detection"
 BENTOFILE = PROJECT_ROOT / "bentos" / BENTO_NAME / "bentofile.yaml"
+DOCKERFILE_TEMPLATE = PROJECT_ROOT / "bentos" / BENTO_NAME / "Dockerfile.template"
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 # What the service imports (with Feast's DuckDB offline-store extra, which its config loads).
 SERVING_REQUIREMENTS = (
@@ -48,6 +57,11 @@ SERVING_REQUIREMENTS = (
     "pydantic-settings",
     "pyyaml",
 )
+# Required by a serving root, never imported when serving: left out of the image (it installs
+# with --no-deps, so nothing pulls them back). catboost's plotting and notebook widgets, and
+# SQLAlchemy's mypy plugin that Feast asks for. The isolated import check proves the service
+# imports without them.
+SERVING_EXCLUDES = frozenset({"graphviz", "matplotlib", "plotly", "mypy"})
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 
 
@@ -83,10 +97,13 @@ def lock_pins(lock_file: Path = LOCK_FILE) -> dict[str, str]:
 
 
 def serving_requirements(
-    roots: tuple[str, ...] = SERVING_REQUIREMENTS, lock_file: Path = LOCK_FILE
+    roots: tuple[str, ...] = SERVING_REQUIREMENTS,
+    lock_file: Path = LOCK_FILE,
+    excludes: frozenset[str] = SERVING_EXCLUDES,
 ) -> list[str]:
     """Every distribution the roots need (with their extras, for this platform and Python),
-    each pinned to the lock's version: ``name==version`` lines, sorted."""
+    except ``excludes`` and what only they need, each pinned to the lock's version:
+    ``name==version`` lines, sorted."""
     from packaging.requirements import Requirement
 
     pins = lock_pins(lock_file)
@@ -96,6 +113,8 @@ def serving_requirements(
         requirement = stack.pop()
         name = _normalise(requirement.name)
         extras = set(requirement.extras)
+        if name in excludes:
+            continue
         if name in needed and extras <= needed[name]:
             continue
         needed[name] = needed.get(name, set()) | extras
@@ -147,7 +166,10 @@ def build_bento(settings: EvergreenSettings, model_tag: str) -> BuiltBento:
 
     ModelRegistry(settings).load(model_tag)  # raises CorruptArtifactError if altered
     version = model_tag.split(":", 1)[1]
-    options = container_options(settings, yaml.safe_load(BENTOFILE.read_text()))
+    modules = project_closure()
+    options = container_options(
+        settings, with_closure(yaml.safe_load(BENTOFILE.read_text()), modules)
+    )
     requirements = serving_requirements()
     code = code_version(options, requirements)
     existing = _existing(settings, version)
@@ -161,7 +183,39 @@ def build_bento(settings: EvergreenSettings, model_tag: str) -> BuiltBento:
     path = _existing(settings, version)
     if path is None:
         raise BentoBuildError(f"bentoml build reported success but left no {version}")
+    try:
+        check_bento_imports(settings, path, model_tag, list(modules), requirements)
+    except ClosureError as error:
+        _delete(settings, f"{BENTO_NAME}:{version}")  # never leave a bento that cannot start
+        raise BentoBuildError(f"{BENTO_NAME}:{version} was not kept: {error}") from None
     return _built(path, model_tag, requirements, code, rebuilt=True)
+
+
+def with_closure(options: dict, modules: dict[str, Path]) -> dict:
+    """The bentofile with the service's import closure added to its ``include`` list (the
+    bentofile itself names only data files)."""
+    include = [*options.get("include", []), *include_patterns(modules)]
+    return {**options, "include": sorted(set(include))}
+
+
+def check_bento_imports(
+    settings: EvergreenSettings,
+    path: Path,
+    model_tag: str,
+    modules: list[str],
+    requirements: list[str],
+) -> None:
+    """Import the bento's modules from its own ``src/`` in an isolated interpreter, with only
+    the serving requirements importable (``evergreen.serving.closure``); raises
+    ``ClosureError`` naming what is missing."""
+    allowed = [_normalise(line.split("==", 1)[0]) for line in requirements]
+    env = {
+        **_base_env(),
+        **bentoml_env(settings),
+        "EVERGREEN_HOME": str(settings.home),
+        "EVERGREEN_MODEL_TAG": model_tag,
+    }
+    check_isolated(path / "src", modules, allowed, env)
 
 
 def container_options(settings: EvergreenSettings, options: dict) -> dict:
@@ -172,6 +226,14 @@ def container_options(settings: EvergreenSettings, options: dict) -> dict:
     python = dict(options.get("python", {}))
     if settings.container_base_image:
         options["docker"]["base_image"] = settings.container_base_image
+        # BentoML's v2 image adds the distro's apt layer (build-essential, git: 639 MB) even
+        # on a base image; a Dockerfile template selects its v1 path, which does not. Every
+        # wheel is binary, so nothing is compiled in the image.
+        options["docker"].pop("distro", None)
+        options["docker"].pop("python_version", None)
+        options["docker"]["dockerfile_template"] = str(
+            DOCKERFILE_TEMPLATE.relative_to(PROJECT_ROOT)
+        )
     if settings.container_wheels_dir:
         python.update(no_index=True, find_links=[str(settings.container_wheels_dir)])
         # The lock step keeps find-links but drops no-index: keep uv offline in the image.
@@ -251,11 +313,3 @@ def render_dockerfile(settings: EvergreenSettings, bento_tag: str, out: Path) ->
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(dockerfile, out)
     return out
-
-
-def container_command(bento_tag: str, settings: EvergreenSettings | None = None) -> str:
-    """The shell command that builds a container image of the bento (needs an engine: Docker,
-    or podman set up as ``../shared/reference/containers.md`` describes, with
-    ``--backend podman``)."""
-    home = f"BENTOML_HOME={settings.bentoml_home} " if settings is not None else ""
-    return f"{home}bentoml containerize {bento_tag} --image-tag {bento_tag}"

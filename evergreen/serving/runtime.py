@@ -160,8 +160,12 @@ class ServingRuntime:
         )
 
     def readiness(self) -> Readiness:
-        """Ready when the store opens, holds this model's FeatureService version, and answers a
-        real lookup that the model then scores."""
+        """Ready when the prediction log and the online store are writable, the store opens,
+        holds this model's FeatureService version, and answers a real lookup that the model
+        then scores."""
+        unwritable = self.unwritable()
+        if unwritable:
+            return Readiness(False, unwritable)
         probe = Transaction(
             transaction_id=0,
             customer_id=PROBE_ID,
@@ -181,6 +185,25 @@ class ServingRuntime:
         if not 0.0 <= batch.scores[0] <= 1.0:
             return Readiness(False, f"model answered {batch.scores[0]!r} for the probe")
         return Readiness(True, "ok")
+
+    def unwritable(self) -> str:
+        """Why this process could not write what serving writes (empty when it can): the
+        prediction log's folder, and the online store's file and folder (SQLite's WAL journal
+        needs both, even to read). A container running as a user who does not own the mounted
+        home is the usual cause: it would answer 500s while ``/readyz`` said 200."""
+        user = f"uid {os.getuid()}"
+        folder = self.log.predictions_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return f"prediction log folder {folder} cannot be created by {user}: {error}"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"prediction log folder {folder} is not writable by {user}"
+        store = self.settings.online_store_path
+        for path in (store, store.parent):
+            if path.exists() and not os.access(path, os.W_OK):
+                return f"online store {path} is not writable by {user} (SQLite's WAL needs it)"
+        return ""
 
     def close(self) -> None:
         self.log.close()

@@ -11,7 +11,7 @@ import pytest
 
 from evergreen.rollout import caddy
 from evergreen.rollout.analysis import AnalysisPolicy, RevisionWindow, compare_scores, judge, psi
-from evergreen.rollout.container import ContainerTarget, engine_available
+from evergreen.rollout.container import ContainerEngineError, ContainerTarget, engine_available
 from evergreen.rollout.kubernetes import (
     deployment_manifests,
     render_manifests,
@@ -31,6 +31,7 @@ from evergreen.rollout.state import (
 )
 from evergreen.rollout.strategies import Canary
 from evergreen.rollout.supervisor import replica_weights
+from evergreen.rollout.targets import target_named
 from tests.rollout.conftest import fixture_spec, rollout_settings
 
 METRICS = """\
@@ -218,11 +219,23 @@ def test_container_target_commands(tmp_path):
     spec = fixture_spec("fraud_detector:abc")
     run = target.run_command(settings, "r0003", spec, 1, 41234)
     assert run[:3] == ["podman", "run", "--detach"]
-    assert run[run.index("--publish") + 1] == "127.0.0.1:41234:3000"
+    assert run[run.index("--network") + 1] == "host"
+    assert "BENTOML_PORT=41234" in run and "BENTOML_HOST=127.0.0.1" in run
     assert "FIXTURE_MODEL_VERSION=fraud_detector:abc" in run and run[-1] == target.image
+    home = str(settings.home)
+    assert run[run.index("--volume") + 1] == f"{home}:{home}" and f"EVERGREEN_HOME={home}" in run
+    owner = settings.home.stat()
+    assert run[run.index("--user") + 1] == f"{owner.st_uid}:{owner.st_gid}"  # the home's owner
+    again = target.run_command(settings, "r0003", spec, 1, 41234)
+    assert again[again.index("--name") + 1] != run[run.index("--name") + 1]  # a start, a name
+    assert target_named(target.name) == target
+    by_bento = ContainerTarget(engine="podman")
+    assert target_named(by_bento.name) == by_bento
+    with pytest.raises(ContainerEngineError, match="not a bento"):
+        by_bento.run_command(settings, "r0004", spec, 0, 41235)  # a service folder has no image
     replica = ReplicaState(0, 41234, "", "", container="evergreen-r0003-1")
     assert target.stop_command(replica, 15) == [
         "podman", "stop", "--time", "15", "evergreen-r0003-1"
     ]  # fmt: skip
     usable, why = engine_available()
-    assert isinstance(usable, bool) and why  # here: a docker client without an engine
+    assert isinstance(usable, bool) and why

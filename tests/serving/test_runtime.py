@@ -69,6 +69,7 @@ def test_the_bentos_requirements_are_the_locks_pins():
     names = {line.split("==")[0] for line in requirements}
     assert {"bentoml", "catboost", "feast", "pandas", "ibis-framework", "uvicorn"} <= names
     assert "dagster" not in names and "evidently" not in names
+    assert not names & {"plotly", "matplotlib", "graphviz", "mypy"}  # required, never imported
     assert all(pins[name] == version for name, version in (r.split("==") for r in requirements))
 
 
@@ -123,6 +124,8 @@ def test_container_settings_make_the_bento_install_offline_from_local_wheels(tmp
 
     assert container_options(make_settings(tmp_path / "plain"), plain) == plain
     assert offline["docker"]["base_image"] == "localhost/py:3.11"
+    assert offline["docker"]["dockerfile_template"].endswith("Dockerfile.template")
+    assert "distro" not in offline["docker"]  # BentoML's v1 path: no apt layer
     assert offline["python"]["no_index"] is True
     assert offline["python"]["find_links"] == [str(tmp_path)]
     assert {"name": "UV_OFFLINE", "value": "1"} in offline["envs"]
