@@ -109,7 +109,7 @@ class EvergreenSettings(BaseSettings):
         description="While a drift lasts: share of customers whose older days validate.",
     )
     drift_recent_weight: float = Field(
-        default=4.0, ge=1, description="While a drift lasts: weight of its days in training."
+        default=10.0, ge=1, description="While a drift lasts: weight of its days in training."
     )
 
     # Serving and rollout.

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from evergreen.settings import EvergreenSettings
+from evergreen.simulator.scenarios import DEFAULT_SCENARIO
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,11 @@ class DemoPlan:
     history_days: int = 60
     live_days: int = 10
     drift_after: int = 3  # live days before the drift starts
+    # The drift scenario (``evergreen.simulator.scenarios``): concept, covariate, gradual, none.
+    scenario: str = DEFAULT_SCENARIO
     replay_per_day: int = 400
+    replay_batch: int = 1  # transactions per request (a batch request holds up to 1,000)
+    ticks_per_day: int = 2  # daemon ticks per live day: the second sees what the first made
     replay_rate: float = 40.0
     heartbeat_rate: float = 5.0
     canary_steps: tuple[int, ...] = (25, 100)
@@ -74,6 +79,10 @@ class DemoSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     rollouts: dict[str, int] = field(default_factory=dict)
     triggers: dict[str, int] = field(default_factory=dict)
+    recovery_days: int | None = None  # see ``evergreen.loop.recovery.recovery_days``
+    daily: object = None  # ``evergreen.loop.recovery.daily_recovery``'s frame
+    scenario: str = ""
+    recovery_plot: object = None  # the PNG's path
 
 
 def drift_day(settings: EvergreenSettings, plan: DemoPlan) -> dt.date:

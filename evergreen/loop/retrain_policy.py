@@ -61,7 +61,9 @@ class RetrainPolicy:
     drift_exit: float = 0.15
     performance_enter: float = 0.2  # relative drop of live AP against the model's evaluation AP
     performance_exit: float = 0.1
-    follow_up_days: int = 2  # labelled drift days a follow-up waits for: one to learn, one to judge
+    # One follow-up per entry: once that many of the drift's days are labelled (2: one to learn
+    # from, one to judge on; 4: three to learn from).
+    follow_up_days: tuple[int, ...] = (2, 4)
     follow_up_lapse_days: int = 7  # a follow-up still held back this long after it was due lapses
 
     def levels(self, kind: str) -> tuple[float, float]:
@@ -159,26 +161,29 @@ class RetrainGovernor:
         return decision.accepted or "hysteresis" not in decision.reason
 
     def _schedule(self, conn: sqlite3.Connection, trigger: Trigger) -> FollowUp | None:
-        """Record a follow-up for this alarm's drift, unless one is still pending."""
+        """Record this alarm's follow-ups (one per ``follow_up_days``), unless some are still
+        pending; returns the first."""
         if self._pending(conn):
             return None
         first = trigger.drift_first_day or trigger.data_time.date()
-        due = first + dt.timedelta(
-            days=self.settings.label_delay_days + self.policy.follow_up_days - 1
-        )
-        reason = (
-            f"{trigger.kind} alarm: the labels of the drift's first {self.policy.follow_up_days} "
-            f"day(s) from {first} have matured by {due} (label delay "
-            f"{self.settings.label_delay_days} days): retrain then"
-        )
-        schedule = Trigger(
-            "follow_up",
-            trigger.data_time,
-            None,
-            {"drift_first_day": first.isoformat(), "due": due.isoformat(), "alarm": trigger.kind},
-        )
-        row_id = self._record(conn, schedule, Decision(False, reason, "scheduled"))
-        return FollowUp(row_id, first, due, trigger.kind)
+        delay = self.settings.label_delay_days
+        scheduled = []
+        for days in self.policy.follow_up_days:
+            due = first + dt.timedelta(days=delay + days - 1)
+            reason = (
+                f"{trigger.kind} alarm: the labels of the drift's first {days} day(s) from "
+                f"{first} have matured by {due} (label delay {delay} days): retrain then"
+            )
+            evidence = {
+                "drift_first_day": first.isoformat(),
+                "due": due.isoformat(),
+                "alarm": trigger.kind,
+                "labelled_drift_days": days,
+            }
+            schedule = Trigger("follow_up", trigger.data_time, None, evidence)
+            row_id = self._record(conn, schedule, Decision(False, reason, "scheduled"))
+            scheduled.append(FollowUp(row_id, first, due, trigger.kind))
+        return scheduled[0] if scheduled else None
 
     def _pending(self, conn: sqlite3.Connection) -> list[FollowUp]:
         """Scheduled follow-ups neither accepted nor lapsed yet, oldest first."""

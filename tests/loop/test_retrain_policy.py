@@ -63,10 +63,11 @@ def test_every_decision_is_kept_with_its_evidence_across_governors(governor):
     assert [(r["kind"], r["outcome"]) for r in rows] == [
         ("drift", "accepted"),
         ("follow_up", "scheduled"),
+        ("follow_up", "scheduled"),
         ("schedule", "suppressed"),
     ]
     assert rows[0]["evidence"] == {"drifted": ["amount"]}
-    assert "cooldown" in rows[2]["reason"]
+    assert "cooldown" in rows[3]["reason"]
 
 
 def test_an_alarm_schedules_a_follow_up_for_when_the_drifts_labels_matured(governor):
@@ -83,9 +84,13 @@ def test_an_alarm_schedules_a_follow_up_for_when_the_drifts_labels_matured(gover
     fired = governor.consider(Trigger("follow_up", at(delay + 1), evidence=follow_up.evidence()))
     assert fired.accepted
     assert governor.due_follow_ups(follow_up.due + dt.timedelta(days=1)) == []  # done once
+    # The second follow-up waits for four labelled drift days.
+    [second] = governor.due_follow_ups(follow_up.due + dt.timedelta(days=2))
+    assert second.due == follow_up.due + dt.timedelta(days=2)
     rows = [(r["kind"], r["outcome"]) for r in governor.history()]
     assert rows == [
         ("drift", "accepted"),
+        ("follow_up", "scheduled"),
         ("follow_up", "scheduled"),
         ("drift", "suppressed"),
         ("follow_up", "accepted"),
@@ -95,7 +100,9 @@ def test_an_alarm_schedules_a_follow_up_for_when_the_drifts_labels_matured(gover
 
 
 def test_a_follow_up_held_back_by_the_bounds_asks_again_then_lapses(tmp_path):
-    policy = RetrainPolicy(cooldown=dt.timedelta(days=1), max_per_day=1, follow_up_lapse_days=2)
+    policy = RetrainPolicy(
+        cooldown=dt.timedelta(days=1), max_per_day=1, follow_up_lapse_days=2, follow_up_days=(2,)
+    )
     governor = RetrainGovernor(make_settings(tmp_path / "home"), policy)
     # Held back by the cooldown, the alarm still schedules its follow-up.
     assert governor.consider(Trigger("schedule", at(0))).accepted
