@@ -36,14 +36,16 @@ class DemoPlan:
 
     @classmethod
     def quick(cls) -> DemoPlan:
-        """The shortened loop the end-to-end test runs."""
+        """The shortened loop the end-to-end test runs: long enough for the concept drift's
+        labels to mature (label delay 3) and a follow-up retrain to serve for two days."""
         return cls(
-            customers=300,
-            terminals=600,
+            customers=600,
+            terminals=1200,
             history_days=14,
-            live_days=3,
+            live_days=8,
             drift_after=1,
-            replay_per_day=120,
+            replay_per_day=100_000,  # every payment: served AP per day needs them all
+            replay_batch=100,
             canary_step_seconds=2.0,
             # 14 days of history: shorter label delay and windows, or no training set fits.
             settings={
@@ -51,6 +53,8 @@ class DemoPlan:
                 "training_window_days": 10,
                 "evaluation_days": 3,
                 "validation_days": 2,
+                "performance_window_days": 3,
+                "monitor_min_frauds": 10,
             },
         )
 
