@@ -138,9 +138,10 @@ class Adaptation:
         return self.recent_from is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """As model metadata holds it: no None (BentoML refuses it), the day as ISO text."""
         data = asdict(self)
         data["recent_from"] = self.recent_from.isoformat() if self.recent_from else None
-        return data
+        return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Adaptation:
