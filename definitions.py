@@ -24,6 +24,7 @@ from assets.serving import bento, live_predictions, serves_like_offline
 from evergreen.resources import EvergreenResource
 from sensors.deploy_sensor import deploy_sensor
 from sensors.drift_sensor import drift_sensor
+from sensors.follow_up_sensor import follow_up_sensor
 from sensors.landing_sensor import landing_zone_sensor
 from sensors.performance_sensor import performance_sensor
 from sensors.promotion_watch import promotion_watch
@@ -86,6 +87,7 @@ defs = Definitions(
         automation_sensor,
         drift_sensor,
         performance_sensor,
+        follow_up_sensor,
         retrain_floor_sensor,
         promotion_watch,
         deploy_sensor,

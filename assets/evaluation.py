@@ -60,7 +60,7 @@ def evaluation_report(context: AssetExecutionContext, evergreen: EvergreenResour
     champion = None
     if champion_record is not None and champion_record.tag != candidate.tag:
         champion = _load(registry, champion_record.tag, "champion")
-    split = _split(settings, cutoff)
+    split = _split(settings, cutoff, candidate.metadata.get("adaptation"))
     window = _fair_window(context, split.evaluation, champion)
     result = _evaluate(settings, cutoff, candidate, champion, split, window)
     result.files.write_summary(
@@ -101,18 +101,23 @@ def _candidate_tag(context: AssetExecutionContext, registry, cutoff: dt.date) ->
     )
 
 
-def _split(settings: EvergreenSettings, cutoff: dt.date):
+def _split(settings: EvergreenSettings, cutoff: dt.date, adaptation: dict | None):
+    """The candidate's own split (recorded with it), so the evaluation days are exactly those
+    it held out; a model recorded without one: the settings' time split."""
     import pandas as pd
 
-    from evergreen.models.training import split_by_time
+    from evergreen.models.training import Adaptation
 
     path = settings.training_set_path(cutoff)
     if not path.exists():
         raise Failure(f"No training set for cut-off {cutoff} at {path}: materialize it first.")
+    plan = (
+        Adaptation.from_dict(adaptation)
+        if adaptation
+        else Adaptation.standard(settings.evaluation_days, settings.validation_days)
+    )
     try:
-        return split_by_time(
-            pd.read_parquet(path), settings.evaluation_days, settings.validation_days
-        )
+        return plan.split(pd.read_parquet(path))
     except ValueError as error:
         raise Failure(f"Cannot split the training set of {cutoff} ({path}): {error}") from None
 

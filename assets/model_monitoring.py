@@ -33,14 +33,15 @@ TOP_FEATURES = 8
     ],
     kinds={"python", "evidently"},
     group_name="monitoring",
-    code_version="model-monitoring-1",
+    code_version="model-monitoring-2",
     automation_condition=refresh_on_any_upstream_partition(),
 )
 def model_monitoring(
     context: AssetExecutionContext, evergreen: EvergreenResource
 ) -> MaterializeResult:
     """Live AP per model and served day on matured labels (beside each model's reference AP),
-    and each feature's drift per served day, as PNG plots and tables."""
+    each feature's drift per served day, and AP per day served vs frozen vs oracle with the
+    loop's alarms, retrains, promotions and rollbacks, as PNG plots and tables."""
     from evergreen.loop.live_data import logged_days, newest_label_day
     from evergreen.loop.monitoring_history import (
         daily_live_ap,
@@ -65,6 +66,7 @@ def model_monitoring(
     references = reference_ap(settings, sorted(ap["model_tag"].unique()))
     drift = drift_history(settings, list(served))
     folder = settings.reports_dir / "monitoring"
+    recovery_png, recovery = _recovery_plot(settings, list(served), folder / "recovery.png")
     ap_png = plot_ap_over_time(ap, references, folder / "live_ap.png")
     drift_png = plot_drift_per_feature(drift, folder / "drift_per_feature.png")
     summary = _summary(served, ap, labels_through)
@@ -75,6 +77,8 @@ def model_monitoring(
             "summary": MetadataValue.md(summary),
             **plot_metadata(settings, "live_ap", ap_png, "live AP per model"),
             **plot_metadata(settings, "drift", drift_png, "drift per feature"),
+            **plot_metadata(settings, "recovery", recovery_png, "served vs frozen vs oracle"),
+            "recovery": MetadataValue.md(recovery),
             "models": MetadataValue.md(_models_table(ap, references)),
             "most_drifted_features": MetadataValue.md(_drift_table(drift)),
             "days_served": len(served),
@@ -85,6 +89,31 @@ def model_monitoring(
             "drift_findings": MetadataValue.path(str(folder / "drift")),
         }
     )
+
+
+def _recovery_plot(settings, days: list[dt.date], path):
+    """AP per day served vs frozen (the first champion) vs the oracle (where its scores were
+    kept: the demo and the benchmark compute it), with the loop's events; the drift's start is
+    the loop's own: the first day of the newest confirmed drift. Returns (png, words)."""
+    from evergreen.loop.recovery import (
+        daily_recovery,
+        loop_events,
+        plot_recovery,
+        recovery_days,
+    )
+    from evergreen.loop.retrain_policy import RetrainGovernor
+
+    frame = daily_recovery(settings, days[0], days[-1])
+    episode = RetrainGovernor(settings).drift_episode(days[-1])
+    start = episode.first_day if episode else None
+    png = plot_recovery(frame, loop_events(settings), start, path)
+    if start is None:
+        return png, "No drift confirmed over the served days."
+    if frame["oracle_ap"].isna().all():
+        return png, f"Drift confirmed from {start}; no oracle scores kept to judge recovery."
+    days_ = recovery_days(frame, start)
+    said = "not yet" if days_ is None else f"{days_} day(s) after {start}"
+    return png, f"Drift confirmed from {start}; served AP >= 90 % of the oracle's: {said}."
 
 
 def _summary(served: dict[dt.date, int], ap, labels_through: dt.date | None) -> str:

@@ -35,14 +35,17 @@ TRAINING_POOL = "model_training"
 )
 def candidate_model(context: AssetExecutionContext, evergreen: EvergreenResource):
     """CatBoost trained on the cut-off day's training set: the newest evaluation days held out,
-    early stopping and the operating threshold (max F1) on the validation days before them.
+    early stopping and the operating threshold (max F1) on the validation days before them;
+    while a drift is confirmed, adapted to it (fewer held-out days, validation on a share of
+    customers, the drift's days weighted up: ``evergreen.models.training.Adaptation``).
     Registered in BentoML's model store and the ledger as a candidate; retraining on the same
     data gives the same artifact, recorded on the existing model rather than duplicated."""
     import pyarrow.parquet as pq
 
     from evergreen.features.tables import fingerprint
+    from evergreen.loop.retrain_policy import training_adaptation
     from evergreen.models.registry import ModelRegistry
-    from evergreen.models.training import split_by_time, train_candidate
+    from evergreen.models.training import train_candidate
 
     settings = evergreen.settings()
     cutoff = dt.date.fromisoformat(context.partition_key)
@@ -51,9 +54,13 @@ def candidate_model(context: AssetExecutionContext, evergreen: EvergreenResource
         raise Failure(f"No training set for cut-off {cutoff} at {path}: materialize it first.")
     table = pq.read_table(path)
     frame = table.to_pandas()
+    adaptation = training_adaptation(settings, cutoff)
+    context.log.info(f"training: {adaptation.reason}")
     try:
-        split = split_by_time(frame, settings.evaluation_days, settings.validation_days)
-        trained = train_candidate(split.train, split.validation, seed=settings.seed)
+        split = adaptation.split(frame)
+        trained = train_candidate(
+            split.train, split.validation, seed=settings.seed, adaptation=adaptation
+        )
     except ValueError as error:
         raise Failure(f"Cannot train on the training set of {cutoff} ({path}): {error}") from None
     trained.provenance = _provenance(context, settings, cutoff, fingerprint(table))
@@ -141,6 +148,8 @@ def _metadata(settings: EvergreenSettings, trained, split, record, cutoff: dt.da
         "sha256": record.sha256,
         **{f"rows_{name}": n for name, n in rows.items()},
         "split": MetadataValue.md(split_table(rows, frauds, split.days())),
+        "adaptation": trained.adaptation.get("reason", ""),
+        "adapted_to_drift": bool(trained.adaptation.get("recent_from")),
         "threshold": MetadataValue.float(trained.threshold),
         "threshold_rule": trained.threshold_rule,
         **{

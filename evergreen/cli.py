@@ -279,14 +279,25 @@ def quarantine_list(as_json: bool = typer.Option(False, "--json", help="Print JS
 @app.command()
 def demo(
     quick: bool = typer.Option(False, help="The shortened loop the end-to-end test runs."),
+    scenario: str = typer.Option(
+        "concept",
+        help="The drift: concept (a new fraud pattern a frozen model misses), covariate "
+        "(spending inflation), gradual (both, over two weeks), none.",
+    ),
 ) -> None:
     """The whole loop on the embedded defaults: history, first model, live days with a drift,
     sensors, retrain, gate, canary; ends with a summary (serving is stopped at the end)."""
+    import dataclasses
+
     from evergreen.demo.plan import DemoPlan
     from evergreen.demo.run import run_demo
     from evergreen.settings import settings_home
+    from evergreen.simulator.scenarios import SCENARIOS
 
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(f"{scenario!r}: choose from {', '.join(SCENARIOS)}")
     plan = DemoPlan.quick() if quick else DemoPlan()
+    plan = dataclasses.replace(plan, scenario=scenario)
     summary = run_demo(settings_home(), plan, console)
     raise typer.Exit(1 if summary.failed_requests else 0)
 

@@ -97,6 +97,21 @@ class EvergreenSettings(BaseSettings):
     validation_days: int = Field(
         default=4, ge=1, description="Days before the evaluation days used for early stopping."
     )
+    # While a drift is confirmed (``RetrainGovernor.drift_episode``), training adapts: fewer
+    # held-out days, validation on a sample of customers instead of days, the drift's days
+    # weighted up (``evergreen.models.training.Adaptation``).
+    drift_evaluation_days: int = Field(
+        default=1, ge=1, description="Newest days held out for evaluation while a drift lasts."
+    )
+    drift_validation_share: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="While a drift lasts: share of customers whose older days validate.",
+    )
+    drift_recent_weight: float = Field(
+        default=10.0, ge=1, description="While a drift lasts: weight of its days in training."
+    )
 
     # Serving and rollout.
     serve_host: str = Field(default="127.0.0.1", description="The router's serving address.")

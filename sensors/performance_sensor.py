@@ -54,7 +54,14 @@ def performance_sensor(context: SensorEvaluationContext, evergreen: EvergreenRes
             continue
         path = write_finding(settings, "performance", day, finding)
         context.log.info(f"performance through {day}: {finding.reason} ({path})")
-        trigger = Trigger("performance", day_start(day), finding.severity, finding.evidence())
+        # The decay is seen on the newest matured transaction day at the latest.
+        trigger = Trigger(
+            "performance",
+            day_start(day),
+            finding.severity,
+            finding.evidence(),
+            drift_first_day=finding.last_day,
+        )
         request, decision = request_retrain(context, settings, trigger, cutoff, finding.reason)
         if request is not None:
             requests.append(request)

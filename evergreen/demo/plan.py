@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from evergreen.settings import EvergreenSettings
+from evergreen.simulator.scenarios import DEFAULT_SCENARIO
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,11 @@ class DemoPlan:
     history_days: int = 60
     live_days: int = 10
     drift_after: int = 3  # live days before the drift starts
+    # The drift scenario (``evergreen.simulator.scenarios``): concept, covariate, gradual, none.
+    scenario: str = DEFAULT_SCENARIO
     replay_per_day: int = 400
+    replay_batch: int = 1  # transactions per request (a batch request holds up to 1,000)
+    ticks_per_day: int = 2  # daemon ticks per live day: the second sees what the first made
     replay_rate: float = 40.0
     heartbeat_rate: float = 5.0
     canary_steps: tuple[int, ...] = (25, 100)
@@ -31,14 +36,16 @@ class DemoPlan:
 
     @classmethod
     def quick(cls) -> DemoPlan:
-        """The shortened loop the end-to-end test runs."""
+        """The shortened loop the end-to-end test runs: long enough for the concept drift's
+        labels to mature (label delay 3) and a follow-up retrain to serve for two days."""
         return cls(
-            customers=300,
-            terminals=600,
+            customers=600,
+            terminals=1200,
             history_days=14,
-            live_days=3,
+            live_days=8,
             drift_after=1,
-            replay_per_day=120,
+            replay_per_day=100_000,  # every payment: served AP per day needs them all
+            replay_batch=100,
             canary_step_seconds=2.0,
             # 14 days of history: shorter label delay and windows, or no training set fits.
             settings={
@@ -46,6 +53,8 @@ class DemoPlan:
                 "training_window_days": 10,
                 "evaluation_days": 3,
                 "validation_days": 2,
+                "performance_window_days": 3,
+                "monitor_min_frauds": 10,
             },
         )
 
@@ -74,6 +83,10 @@ class DemoSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     rollouts: dict[str, int] = field(default_factory=dict)
     triggers: dict[str, int] = field(default_factory=dict)
+    recovery_days: int | None = None  # see ``evergreen.loop.recovery.recovery_days``
+    daily: object = None  # ``evergreen.loop.recovery.daily_recovery``'s frame
+    scenario: str = ""
+    recovery_plot: object = None  # the PNG's path
 
 
 def drift_day(settings: EvergreenSettings, plan: DemoPlan) -> dt.date:

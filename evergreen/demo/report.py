@@ -27,6 +27,25 @@ def collect(run) -> None:
         Counter(f"{t['kind']} {t['outcome']}" for t in RetrainGovernor(settings).history())
     )
     summary.scores = score_periods(settings, _periods(run), summary.frozen_model)
+    _recovery(run)
+
+
+def _recovery(run) -> None:
+    """AP per live day served / frozen / oracle, the recovery days, and the plot of it."""
+    from evergreen.loop.recovery import daily_recovery, loop_events, plot_recovery, recovery_days
+
+    summary, settings = run.summary_data, run.settings
+    first = run.world.day(run.plan.history_days)
+    last = run.world.day(run.plan.history_days + run.plan.live_days - 1)
+    summary.scenario = run.plan.scenario
+    summary.daily = daily_recovery(settings, first, last, summary.frozen_model)
+    summary.recovery_days = recovery_days(summary.daily, run.drift_day)
+    summary.recovery_plot = plot_recovery(
+        summary.daily,
+        loop_events(settings),
+        run.drift_day,
+        settings.reports_dir / "monitoring" / "recovery.png",
+    )
 
 
 def _periods(run) -> list[Period]:
@@ -70,13 +89,23 @@ def print_summary(summary, console: Console) -> None:
     models.add_row("failed requests", str(len(summary.failed_requests)))
     console.print(models)
     console.print(_ap_table(summary))
+    recovered = (
+        "not within the live days"
+        if summary.recovery_days is None
+        else f"{summary.recovery_days} day(s) after the drift began"
+    )
+    console.print(
+        f"Scenario {summary.scenario or '-'}: served AP at or above 90 % of the oracle's from "
+        f"then on: {recovered}."
+    )
     for failure in summary.failed_requests[:10]:
         console.print(f"[red]failed:[/] {failure}")
 
 
 def _ap_table(summary) -> Table:
     table = Table(
-        title=f"Average precision, served vs frozen at the start ({summary.frozen_model})"
+        title=f"Average precision, served vs frozen at the start ({summary.frozen_model}) "
+        "vs an oracle retrained daily on all labels known"
     )
     for column in (
         "period",
@@ -85,6 +114,7 @@ def _ap_table(summary) -> Table:
         "frauds",
         "served AP",
         "frozen AP",
+        "oracle AP",
         "served by",
     ):
         table.add_column(column)
@@ -97,6 +127,7 @@ def _ap_table(summary) -> Table:
             str(score.frauds),
             _fmt(score.served_ap),
             _fmt(score.frozen_ap),
+            _fmt(score.oracle_ap),
             score.served_models,
         )
     return table

@@ -30,6 +30,7 @@ class PeriodScore:
     served_ap: float | None
     frozen_ap: float | None
     served_models: str
+    oracle_ap: float | None = None  # the daily oracle's scores, pooled (``loop.recovery``)
 
 
 def score_periods(
@@ -37,16 +38,24 @@ def score_periods(
 ) -> list[PeriodScore]:
     """AP of the served scores and of the frozen model's, per period (matured labels only)."""
     from evergreen.loop.live_data import matured_predictions, newest_label_day
+    from evergreen.loop.recovery import oracle_path
     from evergreen.models.registry import ModelRegistry
     from evergreen.warehouse import connect
 
     frozen = ModelRegistry(settings).load(frozen_tag)
+    path = oracle_path(settings)
+    oracle = (
+        pd.read_parquet(path, columns=["transaction_id", "oracle_score"]) if path.exists() else None
+    )
     scores = []
     with connect(settings.warehouse_path, read_only=True) as conn:
         labels_by = newest_label_day(conn)
         for period in periods:
             frame = matured_predictions(conn, period.first_day, period.last_day, labels_by)
-            scores.append(_score(period, _one_per_transaction(frame), frozen))
+            frame = _one_per_transaction(frame)
+            if oracle is not None:
+                frame = frame.merge(oracle.drop_duplicates("transaction_id"), "left")
+            scores.append(_score(period, frame, frozen))
     return scores
 
 
@@ -65,4 +74,9 @@ def _score(period: Period, frame: pd.DataFrame, frozen) -> PeriodScore:
     frozen_ap = average_precision_score(frame["label"], frozen.predict_proba(frame))
     counts = frame["model_version"].value_counts().items()
     models = ", ".join(f"{tag.split(':')[-1][:8]} ({n})" for tag, n in counts)
-    return PeriodScore(period, len(frame), frauds, float(served), float(frozen_ap), models)
+    oracle_ap = None
+    if "oracle_score" in frame and frame["oracle_score"].notna().all():
+        oracle_ap = float(average_precision_score(frame["label"], frame["oracle_score"]))
+    return PeriodScore(
+        period, len(frame), frauds, float(served), float(frozen_ap), models, oracle_ap
+    )

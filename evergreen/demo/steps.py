@@ -17,7 +17,7 @@ class DemoRun:
     def __init__(self, settings: EvergreenSettings, plan, instance: DagsterInstance, console):
         from evergreen.demo.code_location import code_location
         from evergreen.demo.plan import DemoSummary, drift_day
-        from evergreen.simulator import SimulatorConfig
+        from evergreen.simulator import DriftScenario, SimulatorConfig
 
         self.settings, self.plan, self.console = settings, plan, console
         self.instance = instance
@@ -30,8 +30,7 @@ class DemoRun:
             days=days,
             seed=settings.seed,
             label_delay_days=settings.label_delay_days,
-            concept_drift_start=self.drift_day,
-            covariate_drift_start=self.drift_day,
+            **DriftScenario(plan.scenario).fields(self.drift_day),
         )
         self.world = SimulatedWorld(settings, config)
         self.defs = defs = code_location()
@@ -94,13 +93,16 @@ class DemoRun:
         for i in range(first, first + self.plan.live_days):
             day = self.world.day(i)
             sample = self._sample(self.world.transactions(day))
-            replay = DayReplay(self.url, sample, self.plan.replay_rate).start().join()
+            replay = DayReplay(
+                self.url, sample, self.plan.replay_rate, batch=self.plan.replay_batch
+            )
+            replay = replay.start().join()
             self.summary_data.requests += replay.sent
             self.summary_data.failed_requests += replay.failed
             self.world.release(day)
             drift = " (drift)" if day >= self.drift_day else ""
             with self._status(f"{day}{drift}: {replay.sent} payments served; the day lands"):
-                runs = self.driver.tick()
+                runs = [run for _ in range(self.plan.ticks_per_day) for run in self.driver.tick()]
             self._report(day.isoformat(), runs)
 
     def labels_mature(self) -> None:
@@ -117,6 +119,7 @@ class DemoRun:
             keys = [d.isoformat() for d in days]
             (raw_labels,) = assets_named("raw_labels")
             materialize_partitions([raw_labels], keys, self.settings, self.instance)
+        self._oracle()
         with self._status("Monitoring plots on the matured labels"):
             (monitoring,) = assets_named("model_monitoring")
             materialize_partitions([monitoring], [None], self.settings, self.instance)
@@ -134,11 +137,22 @@ class DemoRun:
         plots = self.settings.reports_dir / "monitoring"
         self.console.print(
             f"Plots of live AP per model and drift per feature: {plots}/live_ap.png, "
-            f"{plots}/drift_per_feature.png (the model_monitoring asset in the Dagster UI)"
+            f"{plots}/drift_per_feature.png; AP per day served vs frozen vs oracle with the "
+            f"loop's events: {plots}/recovery.png (the model_monitoring asset in the Dagster UI)"
         )
         return self.summary_data
 
     # Helpers.
+
+    def _oracle(self) -> None:
+        """The oracle of each live day (retrained daily on all labels known), for the summary
+        and the monitoring plot (``evergreen.loop.recovery``)."""
+        from evergreen.loop.recovery import write_oracle_scores
+
+        first = self.world.day(self.plan.history_days)
+        last = self.world.day(self.plan.history_days + self.plan.live_days - 1)
+        with self._status(f"Oracle: one model a day, {first}..{last}"):
+            write_oracle_scores(self.settings, first, last)
 
     def _sample(self, transactions: list[dict]) -> list[dict]:
         n = min(self.plan.replay_per_day, len(transactions))

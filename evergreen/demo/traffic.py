@@ -20,11 +20,23 @@ class ReplayResult:
 
 
 class DayReplay:
-    """Sends ``transactions`` to ``url``/predict from ``threads`` clients at ``rate`` per second."""
+    """Sends ``transactions`` to ``url``/predict from ``threads`` clients at ``rate`` requests
+    per second, one per request or in batches of ``batch``."""
 
-    def __init__(self, url: str, transactions: list[dict], rate: float, threads: int = 4):
+    def __init__(
+        self, url: str, transactions: list[dict], rate: float, threads: int = 4, batch: int = 1
+    ):
         self.url = url.rstrip("/") + "/predict"
-        self.transactions, self.rate, self.threads = transactions, rate, threads
+        self.rate, self.threads = rate, threads
+        # One request per transaction, or per batch of ``batch`` ({"transactions": [...]}).
+        self.transactions = (
+            transactions
+            if batch <= 1
+            else [
+                {"transactions": transactions[i : i + batch]}
+                for i in range(0, len(transactions), batch)
+            ]
+        )
         self.result = ReplayResult()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -59,7 +71,8 @@ class DayReplay:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         with self._lock:
-            self.result.sent += 1
+            self.result.sent += len(tx.get("transactions", [tx]))
             self.result.latencies_s.append(time.perf_counter() - began)
             if error:
-                self.result.failed.append(f"transaction {tx['transaction_id']}: {error}")
+                first = tx.get("transactions", [tx])[0]["transaction_id"]
+                self.result.failed.append(f"request from transaction {first}: {error}")

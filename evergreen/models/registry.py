@@ -122,6 +122,7 @@ def model_metadata(trained: TrainedModel) -> dict[str, Any]:
         "library_versions": dict(trained.library_versions),
         "validation_metrics": dict(trained.validation_metrics),
         "input_hash": trained.input_hash,
+        "adaptation": dict(trained.adaptation),
     }
 
 

@@ -9,6 +9,13 @@ thread count), and CatBoost's two run-specific stamps in the model file, ``model
 ``train_finish_time``, are replaced by a hash of the inputs and dropped, so equal inputs give a
 byte-identical model file (the registry then recognises a retrained model by its sha256).
 
+Adaptation (``Adaptation``): while a drift is confirmed the split changes so the newest
+labelled days, the only ones that show the drift, are trained on: the newest
+``drift_evaluation_days`` are held out (the gate still compares candidate and champion on
+exactly those days), validation is a fixed share of customers (by a hash of their id) of the
+older days instead of whole days, and the days from the drift's first day on weigh
+``drift_recent_weight`` times as much in the loss. Outside a drift nothing changes.
+
 Operating threshold: the score maximising F1 on the validation days (precision and recall
 weighted equally; among equal F1 the lowest such score). It is stored with the model, and
 evaluation and serving flag a transaction when its score is >= the threshold.
@@ -16,11 +23,12 @@ evaluation and serving flag a transaction when its score is >= the threshold.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +108,82 @@ def split_by_time(frame: pd.DataFrame, evaluation_days: int, validation_days: in
 
 
 @dataclass(frozen=True)
+class Adaptation:
+    """How a training set is split and weighted; the default is the plain time split."""
+
+    evaluation_days: int
+    validation_days: int  # 0: validation is a share of customers of the older days
+    validation_share: float = 0.0
+    recent_from: dt.date | None = None  # days from here on weigh ``recent_weight``
+    recent_weight: float = 1.0
+    reason: str = "no drift confirmed: time split"
+
+    @classmethod
+    def standard(cls, evaluation_days: int, validation_days: int) -> Adaptation:
+        return cls(evaluation_days, validation_days)
+
+    @classmethod
+    def for_drift(
+        cls,
+        first_day: dt.date,
+        evaluation_days: int,
+        validation_share: float,
+        recent_weight: float,
+        reason: str,
+    ) -> Adaptation:
+        return cls(evaluation_days, 0, validation_share, first_day, recent_weight, reason)
+
+    @property
+    def adapted(self) -> bool:
+        return self.recent_from is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As model metadata holds it: no None (BentoML refuses it), the day as ISO text."""
+        data = asdict(self)
+        data["recent_from"] = self.recent_from.isoformat() if self.recent_from else None
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Adaptation:
+        recent = data.get("recent_from")
+        return cls(**{**data, "recent_from": dt.date.fromisoformat(recent) if recent else None})
+
+    def split(self, frame: pd.DataFrame) -> TimeSplit:
+        """The split this adaptation makes of a training set (see the module's docstring)."""
+        if not self.validation_days:
+            return split_by_customers(frame, self.evaluation_days, self.validation_share)
+        return split_by_time(frame, self.evaluation_days, self.validation_days)
+
+    def weights(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """Per row: ``recent_weight`` from ``recent_from`` on, else 1; None when unweighted."""
+        if self.recent_from is None or self.recent_weight == 1.0:
+            return None
+        days = frame["tx_datetime"].dt.tz_convert("UTC").dt.date
+        return np.where(days >= self.recent_from, self.recent_weight, 1.0)
+
+
+def split_by_customers(frame: pd.DataFrame, evaluation_days: int, share: float) -> TimeSplit:
+    """The newest ``evaluation_days`` days held out; of the older days, the customers whose id
+    hashes into ``share`` validate and the others train (the same customers every time)."""
+    days = frame["tx_datetime"].dt.tz_convert("UTC").dt.date
+    distinct = sorted(days.unique())
+    if len(distinct) < evaluation_days + 1:
+        raise ValueError(
+            f"the training set spans {len(distinct)} day(s) ({day_range(frame) or 'none'}); "
+            f"{evaluation_days} evaluation + at least 1 training day need {evaluation_days + 1}"
+        )
+    first_evaluation = distinct[-evaluation_days]
+    older = days < first_evaluation
+    bucket = pd.util.hash_pandas_object(frame["customer_id"], index=False).to_numpy() % 1000
+    validating = bucket < round(share * 1000)
+    return TimeSplit(
+        train=frame[older & ~validating],
+        validation=frame[older & validating],
+        evaluation=frame[~older],
+    )
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a model's data came from; filled in by whoever knows (the asset)."""
 
@@ -129,6 +213,7 @@ class TrainedModel:
     learning_curve: dict[str, list[float]]
     feature_importances: list[tuple[str, float]]
     input_hash: str
+    adaptation: dict[str, Any] = field(default_factory=dict)  # ``Adaptation.to_dict``
     feature_names: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
     cat_features: list[str] = field(default_factory=lambda: list(CATEGORICAL_FEATURES))
     threshold_rule: str = THRESHOLD_RULE
@@ -163,9 +248,11 @@ def train_candidate(
     validation: pd.DataFrame,
     seed: int,
     params: dict[str, Any] | None = None,
+    adaptation: Adaptation | None = None,
 ) -> TrainedModel:
     """Fit CatBoost (native categoricals) on ``train`` with early stopping on ``validation``,
-    and choose the operating threshold on ``validation``. Same inputs, same model."""
+    and choose the operating threshold on ``validation``. Same inputs, same model.
+    ``adaptation`` weights the rows of a confirmed drift's days (``Adaptation.weights``)."""
     from catboost import CatBoostClassifier, Pool
 
     _require_both_classes(train, "train")
@@ -179,14 +266,22 @@ def train_candidate(
     train_x, validation_x = model_frame(train), model_frame(validation)
     model = CatBoostClassifier(**full_params, allow_writing_files=False, verbose=False)
     began = time.perf_counter()
+    train_w = adaptation.weights(train) if adaptation else None
+    validation_w = adaptation.weights(validation) if adaptation else None
     model.fit(
-        Pool(train_x, train[LABEL].astype(int), cat_features=CATEGORICAL_FEATURES),
+        Pool(train_x, train[LABEL].astype(int), cat_features=CATEGORICAL_FEATURES, weight=train_w),
         eval_set=Pool(
-            validation_x, validation[LABEL].astype(int), cat_features=CATEGORICAL_FEATURES
+            validation_x,
+            validation[LABEL].astype(int),
+            cat_features=CATEGORICAL_FEATURES,
+            weight=validation_w,
         ),
     )
     seconds = time.perf_counter() - began
-    input_hash = _input_hash(full_params, train_x, train[LABEL], validation_x, validation[LABEL])
+    weights = [pd.Series(w) for w in (train_w, validation_w) if w is not None]
+    input_hash = _input_hash(
+        full_params, train_x, train[LABEL], validation_x, validation[LABEL], *weights
+    )
     _stamp_deterministically(model, input_hash)
 
     trained = TrainedModel(
@@ -204,6 +299,7 @@ def train_candidate(
         learning_curve=_learning_curve(model),
         feature_importances=_importances(model),
         input_hash=input_hash,
+        adaptation=adaptation.to_dict() if adaptation else {},
     )
     scores = trained.predict_proba(validation)
     labels = validation[LABEL].to_numpy(dtype=int)

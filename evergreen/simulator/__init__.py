@@ -7,11 +7,13 @@ landing zone (see ``landing``); ``bad_data`` documents each kind of injected cor
 from evergreen.simulator.config import BadData, BadDataKind, SimulatorConfig
 from evergreen.simulator.population import Population, build_population
 from evergreen.simulator.runner import SimulationSummary, append_day, append_days, simulate
+from evergreen.simulator.scenarios import DriftScenario
 from evergreen.simulator.transactions import generate_day
 
 __all__ = [
     "BadData",
     "BadDataKind",
+    "DriftScenario",
     "Population",
     "SimulationSummary",
     "SimulatorConfig",

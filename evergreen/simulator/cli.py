@@ -20,6 +20,7 @@ from evergreen.settings import get_settings
 from evergreen.simulator.config import BadData, BadDataKind, SimulatorConfig
 from evergreen.simulator.landing import read_state
 from evergreen.simulator.runner import SimulationSummary, append_days, simulate
+from evergreen.simulator.scenarios import SCENARIOS, DriftScenario
 
 KINDS = ", ".join(kind.value for kind in BadDataKind)
 
@@ -54,6 +55,14 @@ def simulate_command(
     covariate_drift_start: Annotated[
         str | None, typer.Option(metavar="DATE", help="Start of inflation and the mobile shift.")
     ] = None,
+    drift: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SCENARIO@DATE",
+            help=f"A named drift scenario from DATE: {', '.join(SCENARIOS)} (see "
+            "evergreen.simulator.scenarios).",
+        ),
+    ] = None,
     bad_data: Annotated[
         list[str] | None,
         typer.Option(metavar="KIND@DATE", help=f"Bad data, repeatable. Kinds: {KINDS}."),
@@ -71,6 +80,7 @@ def simulate_command(
         "--label-delay": label_delay,
         "--concept-drift-start": concept_drift_start,
         "--covariate-drift-start": covariate_drift_start,
+        "--drift": drift,
     }
     try:
         entries = [_bad_data(text) for text in bad_data or []]
@@ -116,11 +126,22 @@ def _config(options: dict, days: int | None, bad_data: list[BadData]) -> Simulat
             options["--covariate-drift-start"], "--covariate-drift-start"
         ),
         "bad_data": tuple(bad_data),
+        **_scenario(options["--drift"]),
     }
     try:
         return SimulatorConfig(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as error:
         raise _InputError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def _scenario(text: str | None) -> dict[str, object]:
+    """The config fields of ``--drift SCENARIO@DATE``."""
+    if text is None:
+        return {}
+    name, sep, date = text.partition("@")
+    if not sep or name not in SCENARIOS:
+        raise _InputError(f"--drift: {text!r} is not SCENARIO@YYYY-MM-DD ({', '.join(SCENARIOS)})")
+    return DriftScenario(name).fields(_date(date, "--drift"))
 
 
 def _date(text: str | None, option: str) -> dt.date | None:
@@ -165,7 +186,8 @@ def _print_summary(summary: SimulationSummary, out: Path) -> None:
     table.add_row("transactions", f"{summary.transactions:,}")
     table.add_row("frauds", f"{summary.frauds:,} ({summary.fraud_share:.2%})")
     for scenario, count in summary.frauds_by_scenario.items():
-        table.add_row(f"  scenario {scenario}", f"{count:,}")
+        name = " (concept drift)" if scenario == 4 else ""
+        table.add_row(f"  scenario {scenario}{name}", f"{count:,}")
     table.add_row("files written", f"{summary.files:,}")
     Console().print(table)
 

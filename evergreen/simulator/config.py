@@ -76,6 +76,11 @@ class SimulatorConfig(BaseModel):
     covariate_drift_start: dt.date | None = Field(
         default=None, description="First day of inflated amounts and the pos-to-mobile shift."
     )
+    drift_ramp_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days over which each drift grows linearly to full strength (0: at once).",
+    )
     bad_data: tuple[BadData, ...] = Field(default=(), description="Bad-data injections.")
 
     @field_validator("bad_data", mode="after")
@@ -112,6 +117,15 @@ class SimulatorConfig(BaseModel):
     def bad_data_on(self, date: dt.date) -> frozenset[BadDataKind]:
         """The bad-data kinds scheduled for the files landing on ``date``."""
         return frozenset(entry.kind for entry in self.bad_data if entry.date == date)
+
+    def drift_intensity(self, start: dt.date | None, date: dt.date) -> float:
+        """A drift's strength on ``date``: 0 before ``start`` (or without one), then 1, or
+        (k + 1) / ``drift_ramp_days`` on the k-th day of a ramp."""
+        if start is None or date < start:
+            return 0.0
+        if not self.drift_ramp_days:
+            return 1.0
+        return min(1.0, ((date - start).days + 1) / self.drift_ramp_days)
 
     def concept_drift_on(self, date: dt.date) -> bool:
         """Whether the concept-drift fraud pattern runs on ``date``."""

@@ -20,10 +20,8 @@ SOUTH_EAST = REGIONS.index("south_east")
 POS = CHANNELS.index("pos")
 MOBILE = CHANNELS.index("mobile")
 
-# Share of pos customers who move to mobile under covariate drift, and of terminals hit by the
-# concept-drift fraud ring.
+# Share of pos customers who move to mobile under covariate drift.
 CHANNEL_SHIFT_SHARE = 0.30
-CONCEPT_TERMINAL_SHARE = 0.01
 
 # Customers per k-d tree query: bounds the memory of the pair list at millions of customers.
 _AVAILABILITY_CHUNK = 50_000
@@ -41,12 +39,14 @@ class Population:
     channel: np.ndarray  # int8 codes into CHANNELS
     card_type: np.ndarray  # int8 codes into CARD_TYPES
     channel_shift: np.ndarray  # bool: pos customers who switch to mobile under covariate drift
+    # Per customer, when it moves as the drift ramps up: its rank among the movers over their
+    # number (in [0, 1)), and above 1 for a customer who never moves.
+    channel_shift_order: np.ndarray
     terminal_x: np.ndarray
     terminal_y: np.ndarray
     terminal_region: np.ndarray  # int8 codes into REGIONS
     available_indptr: np.ndarray  # int32 CSR row pointers, one row per customer
     available_indices: np.ndarray  # int32 terminal ids, sorted within each row
-    concept_terminals: np.ndarray  # int64 terminal ids of the concept-drift fraud ring
 
     @property
     def n_customers(self) -> int:
@@ -77,6 +77,7 @@ def build_population(cfg: SimulatorConfig) -> Population:
     rng = population_rng(cfg.seed, Stream.TERMINALS)
     terminal_x, terminal_y = rng.uniform(0, 100, cfg.terminals), rng.uniform(0, 100, cfg.terminals)
     channel, card_type = _draw_segments(cfg.seed, n)
+    shift_order = _draw_channel_shift(cfg.seed, channel)
     terminal_region = region_of(terminal_x, terminal_y)
     indptr, indices = available_terminals(
         np.column_stack([customer_x, customer_y]),
@@ -91,13 +92,13 @@ def build_population(cfg: SimulatorConfig) -> Population:
         region=region_of(customer_x, customer_y),
         channel=channel,
         card_type=card_type,
-        channel_shift=_draw_channel_shift(cfg.seed, channel),
+        channel_shift=shift_order < 1.0,
+        channel_shift_order=shift_order,
         terminal_x=terminal_x,
         terminal_y=terminal_y,
         terminal_region=terminal_region,
         available_indptr=indptr,
         available_indices=indices,
-        concept_terminals=_draw_concept_terminals(cfg.seed, terminal_region),
     )
 
 
@@ -110,20 +111,14 @@ def _draw_segments(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _draw_channel_shift(seed: int, channel: np.ndarray) -> np.ndarray:
-    """Mark exactly the chosen share of pos customers as switching to mobile."""
+    """Exactly the chosen share of pos customers switch to mobile, in a drawn order: each
+    mover's rank over their number (in [0, 1)); 2.0 for everyone else."""
     pos = np.flatnonzero(channel == POS)
     chosen = population_rng(seed, Stream.CHANNEL_SHIFT).permutation(pos)
-    shift = np.zeros(len(channel), dtype=bool)
-    shift[chosen[: round(CHANNEL_SHIFT_SHARE * len(pos))]] = True
-    return shift
-
-
-def _draw_concept_terminals(seed: int, terminal_region: np.ndarray) -> np.ndarray:
-    """About 1 % of all terminals, all in the south-east region."""
-    candidates = np.flatnonzero(terminal_region == SOUTH_EAST)
-    size = min(len(candidates), max(1, round(CONCEPT_TERMINAL_SHARE * len(terminal_region))))
-    rng = population_rng(seed, Stream.CONCEPT_TERMINALS)
-    return np.sort(rng.choice(candidates, size=size, replace=False)).astype(np.int64)
+    movers = chosen[: round(CHANNEL_SHIFT_SHARE * len(pos))]
+    order = np.full(len(channel), 2.0)
+    order[movers] = np.arange(len(movers)) / max(1, len(movers))
+    return order
 
 
 def available_terminals(

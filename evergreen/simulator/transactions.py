@@ -9,7 +9,7 @@ import pandas as pd
 
 from evergreen.simulator.batch import DayBatch
 from evergreen.simulator.config import SimulatorConfig
-from evergreen.simulator.drift import AMOUNT_INFLATION, card_testing, channel_codes
+from evergreen.simulator.drift import amount_factor, channel_codes, night_takeover
 from evergreen.simulator.frauds import apply_frauds
 from evergreen.simulator.population import CARD_TYPES, CHANNELS, REGIONS, Population
 from evergreen.simulator.streams import Stream, day_rng
@@ -35,12 +35,14 @@ TRUTH_COLUMNS = (
 def generate_day(cfg: SimulatorConfig, population: Population, day_index: int) -> pd.DataFrame:
     """The full truth of one day, labels included, before any bad-data corruption."""
     date = cfg.date_of(day_index)
-    inflation = AMOUNT_INFLATION if cfg.covariate_drift_on(date) else 1.0
-    batch = draw_transactions(population, cfg.seed, day_index, inflation)
+    covariate = cfg.drift_intensity(cfg.covariate_drift_start, date)
+    batch = draw_transactions(population, cfg.seed, day_index, amount_factor(covariate))
     apply_frauds(batch, cfg.seed, day_index, population.n_customers, population.n_terminals)
-    if cfg.concept_drift_on(date):
-        batch = batch.concat(card_testing(population, cfg.seed, day_index, len(batch)))
-    return to_frame(batch, population, date, cfg.covariate_drift_on(date))
+    concept = cfg.drift_intensity(cfg.concept_drift_start, date)
+    if concept > 0:
+        pattern = night_takeover(population, cfg.seed, day_index, len(batch), concept)
+        batch = batch.concat(pattern)
+    return to_frame(batch, population, date, covariate)
 
 
 def draw_transactions(
@@ -71,7 +73,7 @@ def draw_transactions(
 
 
 def to_frame(
-    batch: DayBatch, population: Population, date: dt.date, channel_shifted: bool
+    batch: DayBatch, population: Population, date: dt.date, channel_shift: float = 0.0
 ) -> pd.DataFrame:
     """Sort by time, number the day's transactions and attach the customers' segments."""
     order = np.argsort(batch.seconds, kind="stable")
@@ -85,7 +87,7 @@ def to_frame(
             "terminal_id": batch.terminal[order],
             "amount": batch.amount[order],
             "region": _categorical(population.region[customer], REGIONS),
-            "channel": _categorical(channel_codes(population, customer, channel_shifted), CHANNELS),
+            "channel": _categorical(channel_codes(population, customer, channel_shift), CHANNELS),
             "card_type": _categorical(population.card_type[customer], CARD_TYPES),
             "tx_fraud": batch.fraud[order],
             "tx_fraud_scenario": batch.scenario[order],

@@ -62,7 +62,73 @@ def test_every_decision_is_kept_with_its_evidence_across_governors(governor):
     rows = reopened.history()
     assert [(r["kind"], r["outcome"]) for r in rows] == [
         ("drift", "accepted"),
+        ("follow_up", "scheduled"),
+        ("follow_up", "scheduled"),
         ("schedule", "suppressed"),
     ]
     assert rows[0]["evidence"] == {"drifted": ["amount"]}
-    assert "cooldown" in rows[1]["reason"]
+    assert "cooldown" in rows[3]["reason"]
+
+
+def test_an_alarm_schedules_a_follow_up_for_when_the_drifts_labels_matured(governor):
+    delay = governor.settings.label_delay_days
+    decision = governor.consider(Trigger("drift", at(0), severity=0.5))
+    assert decision.accepted and decision.follow_up is not None
+    follow_up = decision.follow_up
+    assert follow_up.drift_first_day == T0.date()
+    assert follow_up.due == T0.date() + dt.timedelta(days=delay + 1)  # two labelled drift days
+    # The drift stays on: hysteresis holds the drift signal back, and schedules nothing more.
+    assert not governor.consider(Trigger("drift", at(3), severity=0.6)).accepted
+    assert governor.due_follow_ups(follow_up.due - dt.timedelta(days=1)) == []
+    assert governor.due_follow_ups(follow_up.due) == [follow_up]
+    fired = governor.consider(Trigger("follow_up", at(delay + 1), evidence=follow_up.evidence()))
+    assert fired.accepted
+    assert governor.due_follow_ups(follow_up.due + dt.timedelta(days=1)) == []  # done once
+    # The second follow-up waits for four labelled drift days.
+    [second] = governor.due_follow_ups(follow_up.due + dt.timedelta(days=2))
+    assert second.due == follow_up.due + dt.timedelta(days=2)
+    rows = [(r["kind"], r["outcome"]) for r in governor.history()]
+    assert rows == [
+        ("drift", "accepted"),
+        ("follow_up", "scheduled"),
+        ("follow_up", "scheduled"),
+        ("drift", "suppressed"),
+        ("follow_up", "accepted"),
+    ]
+    scheduled = governor.history()[1]
+    assert "labels of the drift's first 2 day(s)" in scheduled["reason"]
+
+
+def test_a_follow_up_held_back_by_the_bounds_asks_again_then_lapses(tmp_path):
+    policy = RetrainPolicy(
+        cooldown=dt.timedelta(days=1), max_per_day=1, follow_up_lapse_days=2, follow_up_days=(2,)
+    )
+    governor = RetrainGovernor(make_settings(tmp_path / "home"), policy)
+    # Held back by the cooldown, the alarm still schedules its follow-up.
+    assert governor.consider(Trigger("schedule", at(0))).accepted
+    alarm = governor.consider(Trigger("performance", at(0.5), severity=0.5))
+    assert not alarm.accepted and alarm.follow_up is not None
+    due = alarm.follow_up.due
+    day = dt.datetime.combine(due, dt.time(), tzinfo=dt.UTC)
+    assert governor.consider(Trigger("manual", day)).accepted  # the budget of that day is spent
+    held = governor.consider(Trigger("follow_up", day, evidence=alarm.follow_up.evidence()))
+    assert not held.accepted and "cooldown" in held.reason
+    assert governor.due_follow_ups(due + dt.timedelta(days=2)) == [alarm.follow_up]  # still due
+    assert governor.due_follow_ups(due + dt.timedelta(days=3)) == []  # lapsed
+    assert governor.history()[-1]["outcome"] == "lapsed"
+    assert governor.history()[-1]["evidence"]["schedule_id"] == alarm.follow_up.schedule_id
+
+
+def test_a_confirmed_drift_adapts_training_until_it_leaves_the_window(governor):
+    from evergreen.loop.retrain_policy import training_adaptation
+
+    settings = governor.settings
+    plain = training_adaptation(settings, T0.date())
+    assert not plain.adapted and plain.evaluation_days == settings.evaluation_days
+    governor.consider(Trigger("drift", at(0), severity=0.5))
+    adapted = training_adaptation(settings, T0.date() + dt.timedelta(days=8))
+    assert adapted.adapted and adapted.recent_from == T0.date()
+    assert adapted.evaluation_days == settings.drift_evaluation_days
+    assert adapted.validation_days == 0 and "drift confirmed from" in adapted.reason
+    beyond = settings.label_delay_days + settings.training_window_days
+    assert not training_adaptation(settings, T0.date() + dt.timedelta(days=beyond)).adapted

@@ -38,6 +38,14 @@ def test_simulate_then_append(tmp_path: Path) -> None:
     assert {"kind": "empty_day", "date": "2018-04-04"} in state(tmp_path)["config"]["bad_data"]
 
 
+def test_a_named_drift_scenario_is_recorded_in_the_config(tmp_path: Path) -> None:
+    result = run("--out", str(tmp_path), *TINY, "--drift", "gradual@2018-04-02")
+    assert result.exit_code == 0, result.output
+    config = state(tmp_path)["config"]
+    assert config["concept_drift_start"] == config["covariate_drift_start"] == "2018-04-02"
+    assert config["drift_ramp_days"] == 14
+
+
 def test_default_out_is_the_settings_landing_dir(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EVERGREEN_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -58,6 +66,7 @@ def test_default_out_is_the_settings_landing_dir(tmp_path: Path, monkeypatch) ->
         ([*TINY, "--start", "yesterday"], "--start: 'yesterday' is not a date"),
         ([*TINY, "--bad-data", "empty_day@2017-01-01"], "before the start"),
         (["--append"], "_simulator.json not found"),
+        ([*TINY, "--drift", "meteor@2018-04-02"], "--drift: 'meteor@2018-04-02' is not SCENARIO@"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
