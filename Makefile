@@ -39,7 +39,7 @@ format: $(BIN)/.installed
 
 # Re-resolve the pinned lock after changing dependencies in pyproject.toml.
 lock: $(BIN)/.installed
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra cluster --python-version 3.11 -o requirements.lock
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
