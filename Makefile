@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(EVERGREEN_HOME)/dagster
 # uv reads the system trust store, so a machine behind its own CA bundle works as any other.
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test lint format lock bench ui clean chromium
+.PHONY: install demo test lint format lock bench ui clean chromium servers
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/evergreen demo
 
-test: $(BIN)/.installed chromium
+test: $(BIN)/.installed chromium servers
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -30,6 +30,13 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# The cluster profile's servers, which tests start as throwaway children (never the services).
+servers:
+	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && command -v redis-server >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  postgresql redis-server; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -40,6 +40,9 @@ SERVING_REQUIREMENTS = (
     "bentoml",
     "catboost",
     "feast[duckdb]",
+    "feast[redis]",  # the cluster profile's online store
+    "psycopg2-binary",  # and its Feast registry on PostgreSQL
+    "sqlalchemy",
     "duckdb",
     "numpy",
     "pandas",
