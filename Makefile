@@ -33,10 +33,10 @@ chromium:
 
 # The cluster profile's servers, which tests start as throwaway children (never the services).
 servers:
-	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && command -v redis-server >/dev/null || { \
+	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && command -v redis-server promtool >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	  postgresql redis-server; }
+	  postgresql redis-server prometheus; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -50,6 +50,7 @@ SERVING_REQUIREMENTS = (
     "pydantic",
     "pydantic-settings",
     "pyyaml",
+    "prometheus-client",
 )
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 

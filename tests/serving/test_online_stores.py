@@ -110,8 +110,12 @@ def test_a_bento_on_redis_turns_ready_and_answers(redis_home, built_bento, servi
     with BentoProcess(built_bento.tag, redis_home, log_path=tmp_path / "serve.log") as served:
         assert httpx.get(f"{served.url}/readyz", timeout=10).status_code == 200
         answer = httpx.post(f"{served.url}/predict", json={"transactions": bodies}, timeout=30)
+        metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
 
     assert answer.status_code == 200, answer.text
     predictions = answer.json()["predictions"]
     assert [p["transaction_id"] for p in predictions] == [b["transaction_id"] for b in bodies]
     assert all(0.0 <= p["fraud_probability"] <= 1.0 for p in predictions)
+    # The scores histogram a cluster's canary analysis compares between canary and stable.
+    counted = f'evergreen_fraud_probability_count{{model_version="{serving_home.champion}"}} 5.0'
+    assert counted in metrics, metrics[-2000:]
