@@ -187,6 +187,15 @@ class EvergreenSettings(BaseSettings):
         return self.profile == "cluster"
 
     @property
+    def postgres_sqlalchemy_url(self) -> str:
+        """``postgres_url`` with the driver SQLAlchemy should use (psycopg2)."""
+        url = self.postgres_url or ""
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("postgresql", "postgres"):
+            return f"postgresql+psycopg2://{rest}"
+        return url
+
+    @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
 

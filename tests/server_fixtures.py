@@ -5,6 +5,9 @@ Tests that need a clean state take a fresh database (``postgres_db``) or flush R
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -24,12 +27,15 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"), free_port())
+def postgres_server():
+    # Not under pytest's temp root: that is root's only (0700), and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="evergreen-pg-"))
+    server = PostgresServer(folder, free_port())
     try:
         yield server.start()
     finally:
         server.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -114,7 +114,10 @@ class PostgresServer:
         run = ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else [*command]
         if self.netns:
             run = ["ip", "netns", "exec", self.netns, *run]
-        return subprocess.run(run, check=True, capture_output=True, text=True, **kw)
+        done = subprocess.run(run, capture_output=True, text=True, **kw)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command[:1])} failed: {done.stdout}{done.stderr}")
+        return done
 
     def start(self) -> PostgresServer:
         ensure_debian(PG_BIN / "pg_ctl", "postgresql")
@@ -152,7 +155,7 @@ class PostgresServer:
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
+            with contextlib.suppress(RuntimeError):
                 self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop")
 
     def restart(self) -> None:

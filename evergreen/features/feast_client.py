@@ -60,7 +60,7 @@ def store_overrides(settings: EvergreenSettings) -> dict:
     if settings.is_cluster:
         overrides["registry"] = {
             "registry_type": "sql",
-            "path": sqlalchemy_url(settings.postgres_url or ""),
+            "path": settings.postgres_sqlalchemy_url,
             "cache_ttl_seconds": 60,
             "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
         }
@@ -83,13 +83,6 @@ def redis_online_store(url: str) -> dict:
     if parts.scheme == "rediss":
         connection.append("ssl=true")
     return {"type": "redis", "connection_string": ",".join(connection)}
-
-
-def sqlalchemy_url(url: str) -> str:
-    """A ``postgresql://`` URL with the driver SQLAlchemy should use (psycopg2)."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg2://" + url.split("://", 1)[1]
-    return url
 
 
 def feature_store(settings: EvergreenSettings) -> FeatureStore:
