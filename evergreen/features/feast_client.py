@@ -118,7 +118,14 @@ def _repo_contents(project: str, definitions: FeastDefinitions) -> RepoContents:
 
 
 def applied_version(settings: EvergreenSettings) -> str | None:
-    """The definitions version last applied to this home's registry, if any."""
+    """The definitions version last applied to this home's registry, if any (on the cluster
+    profile, the version tag of the FeatureService in the shared SQL registry)."""
+    if settings.is_cluster:
+        try:
+            service = feature_store(settings).get_feature_service(FEATURE_SERVICE)
+        except Exception:  # nothing applied yet (Feast raises its own not-found errors)
+            return None
+        return service.tags.get("version")
     marker = settings.feast_dir / _APPLIED_MARKER
     if not marker.exists() or not settings.feast_registry_path.exists():
         return None

@@ -25,15 +25,17 @@ def _runtime(settings: EvergreenSettings, serving_home):
     return ServingRuntime(settings, serving_model(stored))
 
 
-def _home_on(store: dict, serving_home, built_bento, root) -> EvergreenSettings:
+def _home_on(store: dict | None, serving_home, built_bento, root, **values) -> EvergreenSettings:
     """A copy of the serving home whose online store is ``store`` (recorded in the home's
-    evergreen.yaml, as a deployment would), applied and filled with the same day."""
+    evergreen.yaml, as a deployment would, with any other ``values``), applied and filled with
+    the same day."""
     from evergreen.features.feast_client import apply_definitions, feature_store, materialize_day
 
     home = root / "home"
     shutil.copytree(serving_home.settings.home, home, ignore=shutil.ignore_patterns("*.log"))
     write_home_settings(
-        home, {"feast_online_store": store, "label_delay_days": SMALL["label_delay_days"]}
+        home,
+        {"feast_online_store": store, "label_delay_days": SMALL["label_delay_days"], **values},
     )
     settings = EvergreenSettings(home=home)
     apply_definitions(settings, force=True)
@@ -87,6 +89,27 @@ def test_feasts_own_sqlite_store_serves_too(serving_home, built_bento, tmp_path)
     path = tmp_path / "feast_sqlite.db"
     settings = _home_on({"type": "sqlite", "path": str(path)}, serving_home, built_bento, tmp_path)
 
+    ready = _runtime(settings, serving_home).readiness()
+    assert ready.ready, ready.reason
+    assert _same_answers(settings, serving_home) > 20
+
+
+def test_the_cluster_profile_serves_from_redis_with_feasts_registry_on_postgres(
+    serving_home, built_bento, redis_server, postgres_db, tmp_path
+):
+    """EVERGREEN_PROFILE=cluster alone: Feast's SQL registry on PostgreSQL, the online store
+    on Redis (db 1, apart from the other test's), the applied version read from the registry."""
+    from evergreen.features.feast_client import applied_version, feature_store
+    from evergreen.features.repo import definitions_version
+
+    redis_url = f"redis://{redis_server.host}:{redis_server.port}/1"
+    settings = _home_on(
+        None, serving_home, built_bento, tmp_path,
+        profile="cluster", postgres_url=postgres_db, redis_url=redis_url,
+    )  # fmt: skip
+    config = feature_store(settings).config
+    assert config.registry.registry_type == "sql" and config.online_store.type == "redis"
+    assert applied_version(settings) == definitions_version()
     ready = _runtime(settings, serving_home).readiness()
     assert ready.ready, ready.reason
     assert _same_answers(settings, serving_home) > 20
