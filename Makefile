@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(EVERGREEN_HOME)/dagster
 # uv reads the system trust store, so a machine behind its own CA bundle works as any other.
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test lint format lock bench ui clean chromium podman
+.PHONY: install demo test lint format lock bench ui clean chromium podman servers
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/evergreen demo
 
-test: $(BIN)/.installed chromium podman
+test: $(BIN)/.installed chromium podman servers
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -42,6 +42,12 @@ podman:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO mkdir -p /etc/containers && \
 	  printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' | \
 	  $$SUDO tee /etc/containers/containers.conf >/dev/null; }
+# The cluster profile's servers, which tests start as throwaway children (never the services).
+servers:
+	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && command -v redis-server promtool >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  postgresql redis-server prometheus; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -51,7 +57,7 @@ format: $(BIN)/.installed
 
 # Re-resolve the pinned lock after changing dependencies in pyproject.toml.
 lock: $(BIN)/.installed
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra cluster --python-version 3.11 -o requirements.lock
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py

@@ -20,13 +20,34 @@ telemetry:
 """
 
 
+# The cluster profile adds: runs, events, schedules on PostgreSQL (dagster-postgres), shared by
+# the webserver, the daemon and every worker host; a failed run retried by the daemon.
+CLUSTER_YAML = """\
+storage:
+  postgres:
+    postgres_url: {postgres_url}
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: true
+"""
+
+
+def instance_yaml(settings: EvergreenSettings) -> str:
+    """The dagster.yaml of the settings' profile (local: SQLite storage under DAGSTER_HOME)."""
+    if not settings.is_cluster:
+        return INSTANCE_YAML
+    return INSTANCE_YAML + CLUSTER_YAML.format(postgres_url=settings.postgres_sqlalchemy_url)
+
+
 def ensure_instance(settings: EvergreenSettings) -> Path:
-    """Create DAGSTER_HOME with Evergreen's dagster.yaml (kept if a user edited it)."""
+    """Create DAGSTER_HOME with Evergreen's dagster.yaml for the profile (kept if a user
+    edited it)."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(INSTANCE_YAML)
+        config.write_text(instance_yaml(settings))
     # Dagster's first-visit newsletter dialog covers the asset graph; this is a tool, not a trial.
     nux = home / ".nux" / "nux.yaml"
     if not nux.exists():

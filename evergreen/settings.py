@@ -21,10 +21,10 @@ import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -62,6 +62,35 @@ class EvergreenSettings(BaseSettings):
     home: Path = Field(
         default_factory=lambda: Path.cwd() / ".evergreen",
         description="Root of all state: landing zone, warehouse, quarantine, registry, logs.",
+    )
+
+    # Where state lives: `local` (files under the home, the default) or `cluster` (PostgreSQL,
+    # Redis and a shared store; README "At cluster scale").
+    profile: Literal["local", "cluster"] = Field(
+        default="local",
+        description="local: every store is a file under the home; cluster: Dagster storage, "
+        "the ledger and Feast's registry on PostgreSQL, runs on Celery workers and Feast's "
+        "online store on Redis, artifacts on the shared store.",
+    )
+    postgres_url: str | None = Field(
+        default=None,
+        description="The cluster's PostgreSQL (postgresql://user[:password]@host:port/db).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="The cluster's Redis (redis://host:port/db): Celery's broker "
+        "and Feast's online store.",
+    )
+    shared_store: Path | None = Field(
+        default=None,
+        description="The cluster's shared artifact store (a mount every host sees): features, "
+        "training sets, models, bentos, reports. None: the home.",
+    )
+    feast_online_store: dict[str, Any] | None = Field(
+        default=None,
+        description="Feast's `online_store:` block replacing Evergreen's SQLite store (any store "
+        "Feast supports, e.g. {type: redis, connection_string: 'host:port'}); none: the "
+        "profile's store.",
     )
     start_date: dt.date = Field(
         default=dt.date(2018, 4, 1), description="First daily partition (the simulator's start)."
@@ -163,6 +192,31 @@ class EvergreenSettings(BaseSettings):
     promotion_watch_days: int = Field(
         default=3, ge=1, description="Production days whose matured labels confirm a champion."
     )
+
+    @model_validator(mode="after")
+    def _cluster_needs_its_servers(self) -> EvergreenSettings:
+        if self.profile == "cluster":
+            missing = [
+                f"EVERGREEN_{name.upper()}"
+                for name in ("postgres_url", "redis_url")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"profile cluster needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.profile == "cluster"
+
+    @property
+    def postgres_sqlalchemy_url(self) -> str:
+        """``postgres_url`` with the driver SQLAlchemy should use (psycopg2)."""
+        url = self.postgres_url or ""
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("postgresql", "postgres"):
+            return f"postgresql+psycopg2://{rest}"
+        return url
 
     @property
     def landing_dir(self) -> Path:

@@ -11,7 +11,9 @@ from source, ``--arg model_tag=...`` or ``EVERGREEN_MODEL_TAG``. ``EVERGREEN_HOM
 the Feast online store and the prediction log are.
 
 BentoML serves ``/livez``, ``/readyz`` (true only when the model and the online store are loaded
-and answer a real lookup: ``__is_ready__``) and Prometheus ``/metrics``.
+and answer a real lookup: ``__is_ready__``) and Prometheus ``/metrics``, to which the service
+adds ``evergreen_fraud_probability`` (a histogram of the scores it answered, by model version):
+a cluster's canary analysis compares it between canary and stable pods.
 """
 
 from __future__ import annotations
@@ -51,6 +53,20 @@ def _model_tag() -> str:
 WORKERS = int(os.environ.get("EVERGREEN_SERVE_WORKERS", "1"))
 
 
+def _score_histogram():
+    """The scores histogram, created in the worker: prometheus_client must be imported after
+    BentoML has set its multiprocess folder (as ``bentoml.metrics`` explains)."""
+    import prometheus_client
+
+    return prometheus_client.Histogram(
+        name="fraud_probability",
+        namespace="evergreen",
+        documentation="Fraud probabilities answered, by model version.",
+        labelnames=["model_version"],
+        buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0),
+    )
+
+
 @bentoml.service(
     name="fraud_detection",
     workers=WORKERS,
@@ -70,6 +86,7 @@ class FraudDetection:
     def __init__(self) -> None:
         self.runtime = ServingRuntime(get_settings(), serving_model(self.bento_model)).open()
         self._last_reason = ""
+        self._scores = _score_histogram().labels(self.runtime.model.tag)
         freeze_startup_heap()
         logger.info("serving %s from %s", self.runtime.model.tag, self.runtime.settings.home)
 
@@ -83,6 +100,8 @@ class FraudDetection:
             answer = self.runtime.predict(request)
         except NotReady as exc:  # BentoML would hide the reason behind a bare 500
             return JSONResponse({"error": f"not ready: {exc}"}, status_code=503)
+        for prediction in answer.predictions:
+            self._scores.observe(prediction.fraud_probability)
         # The same JSON BentoML would write for a PredictResponse, without its generic path.
         return Response(answer.model_dump_json(), media_type="application/json")
 

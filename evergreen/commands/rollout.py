@@ -231,6 +231,7 @@ def _render_kubernetes(spec, image, out, steps, step_seconds, replicas, as_json)
         replicas=replicas,
         canary_steps=tuple(int(s) for s in steps.split(",")),
         step_pause_s=int(step_seconds),
+        p99_budget_ms=get_settings().serve_p99_budget_ms,
     )
     manifests = deployment_manifests(spec, image, options) + rollout_manifests(spec, image, options)
     errors = validate_manifests(manifests)

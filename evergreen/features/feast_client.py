@@ -39,11 +39,50 @@ _APPLIED_MARKER = "applied.json"
 
 def repo_config(settings: EvergreenSettings) -> RepoConfig:
     """feature_store.yaml with ``${EVERGREEN_HOME}`` bound to this settings' home (as Feast's
-    own loader does with the environment variable)."""
+    own loader does with the environment variable), and the stores the settings name in place
+    of the file's (``store_overrides``)."""
     text = FEATURE_STORE_YAML.read_text().replace("${EVERGREEN_HOME}", str(settings.home.resolve()))
-    config = RepoConfig(**yaml.safe_load(os.path.expandvars(text)))
+    values = yaml.safe_load(os.path.expandvars(text)) | store_overrides(settings)
+    config = RepoConfig(**values)
     config.repo_path = FEATURE_REPO
     return config
+
+
+def store_overrides(settings: EvergreenSettings) -> dict:
+    """feature_store.yaml blocks the settings replace: ``feast_online_store`` (any store Feast
+    supports) or, on the cluster profile, Redis; on the cluster profile the registry is Feast's
+    SQL registry on PostgreSQL. The local profile changes nothing."""
+    overrides: dict = {}
+    if settings.feast_online_store:
+        overrides["online_store"] = dict(settings.feast_online_store)
+    elif settings.is_cluster:
+        overrides["online_store"] = redis_online_store(settings.redis_url or "")
+    if settings.is_cluster:
+        overrides["registry"] = {
+            "registry_type": "sql",
+            "path": settings.postgres_sqlalchemy_url,
+            "cache_ttl_seconds": 60,
+            "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+        }
+    return overrides
+
+
+def redis_online_store(url: str) -> dict:
+    """Feast's Redis online store block for ``redis://[:password@]host:port[/db]`` (Feast takes
+    ``host:port,db=N,password=...``, not a URL)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"not a redis:// URL: {url!r}")
+    connection = [f"{parts.hostname}:{parts.port or 6379}"]
+    if parts.path.strip("/"):
+        connection.append(f"db={int(parts.path.strip('/'))}")
+    if parts.password:
+        connection.append(f"password={parts.password}")
+    if parts.scheme == "rediss":
+        connection.append("ssl=true")
+    return {"type": "redis", "connection_string": ",".join(connection)}
 
 
 def feature_store(settings: EvergreenSettings) -> FeatureStore:
@@ -79,7 +118,14 @@ def _repo_contents(project: str, definitions: FeastDefinitions) -> RepoContents:
 
 
 def applied_version(settings: EvergreenSettings) -> str | None:
-    """The definitions version last applied to this home's registry, if any."""
+    """The definitions version last applied to this home's registry, if any (on the cluster
+    profile, the version tag of the FeatureService in the shared SQL registry)."""
+    if settings.is_cluster:
+        try:
+            service = feature_store(settings).get_feature_service(FEATURE_SERVICE)
+        except Exception:  # nothing applied yet (Feast raises its own not-found errors)
+            return None
+        return service.tags.get("version")
     marker = settings.feast_dir / _APPLIED_MARKER
     if not marker.exists() or not settings.feast_registry_path.exists():
         return None

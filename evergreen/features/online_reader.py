@@ -13,6 +13,10 @@ online store (``EvergreenSqliteOnlineStore.read_rows``, plain column values) and
 on-demand views' own registered transformations (``OnDemandFeatureView.transform_dict``, the
 same call Feast makes) with request fields converted exactly as Feast converts them.
 
+Any other online store Feast supports (Redis, Feast's own SQLite, ...) is read through
+``read_through_feast``: ``open`` notes which path the store has (``fast``), and ``read`` takes
+it, so serving works, slower, on every store.
+
 Imports Feast: import this module only inside asset bodies, tests, benchmarks and serving.
 """
 
@@ -93,21 +97,19 @@ class OnlineReader:
     service: FeatureService
     view_features: dict[str, list[str]]
     derived_from: dict[str, tuple[list[str], list[str]]]  # on-demand view -> (views, outputs)
+    fast: bool = True  # Evergreen's SQLite store: plain SQL; otherwise through Feast
     _lookups: list[_ViewLookup] = field(default_factory=list, repr=False)
     _derived: list[_Derived] = field(default_factory=list, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @classmethod
     def open(cls, store: FeatureStore, service_name: str = FEATURE_SERVICE) -> OnlineReader:
-        """The reader of ``service_name`` on ``store`` (whose online store must be Evergreen's)."""
-        if not isinstance(store.config.online_store, EvergreenSqliteOnlineStoreConfig):
-            raise TypeError(
-                "OnlineReader reads EvergreenSqliteOnlineStore; this store's online store is "
-                f"{store.config.online_store.type}."
-            )
+        """The reader of ``service_name`` on ``store``: the fast path on Evergreen's SQLite
+        store, Feast's ``get_online_features`` on any other."""
+        fast = isinstance(store.config.online_store, EvergreenSqliteOnlineStoreConfig)
         service = store.get_feature_service(service_name)
         on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
-        reader = cls(store, service, {}, {})
+        reader = cls(store, service, {}, {}, fast=fast)
         for projection in service.feature_view_projections:
             names = [f.name for f in projection.features]
             if projection.name in on_demand:
@@ -134,7 +136,7 @@ class OnlineReader:
         config = self.store.config
         view = self.store.get_feature_view(projection.name)
         key = projection.join_key_map.get(join_key(view), join_key(view))
-        sql = EvergreenSqliteOnlineStore().select_sql(config, view, names)
+        sql = EvergreenSqliteOnlineStore().select_sql(config, view, names) if self.fast else ""
         self._lookups.append(_ViewLookup(view.name, sql, key, names, view.ttl))
         self.view_features[projection.name] = names
 
@@ -158,6 +160,8 @@ class OnlineReader:
     def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
         """Features for ``rows`` (join keys and request fields, column lists) at time ``at``:
         the join keys and every feature of the service, one list each."""
+        if not self.fast:
+            return self.read_through_feast(rows, at)
         conn = self._connection()
         values: dict[str, list[Any]] = {}
         for lookup in self._lookups:

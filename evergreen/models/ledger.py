@@ -12,13 +12,17 @@ triggers on every connection, so no layer can forget them.
 Several processes write (Dagster runs, the CLI): WAL mode and a busy timeout let them wait for
 one another, and ``transaction`` takes the write lock up front (``BEGIN IMMEDIATE``) so a
 read-then-write (e.g. retire the champion, crown the next) is atomic.
+
+The local profile keeps the ledger in ``settings.ledger_path``; the cluster profile in
+PostgreSQL (``settings.postgres_url``), through the same code: ``ledger_store`` owns what
+differs (schema types, triggers, the write lock), every query here and in the other layers is
+the same text on both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -26,9 +30,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from evergreen.models.ledger_store import (
+    BUSY_TIMEOUT_S as BUSY_TIMEOUT_S,
+)
+from evergreen.models.ledger_store import (
+    LedgerConnection,
+    LedgerDatabaseError,
+    LedgerRow,
+)
 from evergreen.settings import EvergreenSettings
 
-BUSY_TIMEOUT_S = 30.0
+__all__ = ["LedgerConnection", "LedgerDatabaseError", "LedgerRow"]
 
 
 class ModelStatus(StrEnum):
@@ -127,73 +139,69 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-def connect_path(path: Path, schema: str = "") -> sqlite3.Connection:
-    """A new connection to the ledger file ``path`` (created with the models' tables and
-    ``schema`` if missing), in autocommit mode with WAL and a busy timeout, every table
-    append-only. The caller closes it; ``ledger`` is the block that does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # REPLACE's implicit delete fires the delete triggers only with recursive triggers on.
-    conn.execute("PRAGMA recursive_triggers = ON")
-    conn.executescript(SCHEMA + schema)
-    for table in ledger_tables(conn):
-        ensure_append_only(conn, table)
+def ledger_url(settings: EvergreenSettings) -> str:
+    """The ledger's database: PostgreSQL on the cluster profile, else the home's SQLite file."""
+    if settings.is_cluster:
+        return settings.postgres_sqlalchemy_url
+    return f"sqlite:///{settings.ledger_path}"
+
+
+def connect_url(url: str, schema: str = "") -> LedgerConnection:
+    """A new connection to the ledger at ``url`` with the models' tables and ``schema``
+    created if missing, in autocommit mode, every table append-only. The caller closes it;
+    ``ledger`` is the block that does."""
+    conn = LedgerConnection(url)
+    try:
+        conn.ensure(SCHEMA + schema)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-def ledger_tables(conn: sqlite3.Connection) -> list[str]:
-    """Every table of the ledger file (SQLite's own bookkeeping aside)."""
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    )
-    return sorted(r[0] for r in rows)
+def connect_path(path: Path, schema: str = "") -> LedgerConnection:
+    """A new connection to the SQLite ledger file ``path`` (``connect_url``), WAL and a busy
+    timeout on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return connect_url(f"sqlite:///{path}", schema)
 
 
-def ensure_append_only(conn: sqlite3.Connection, table: str) -> None:
+def ledger_tables(conn: LedgerConnection) -> list[str]:
+    """Every table of the ledger (the engine's own bookkeeping aside)."""
+    return conn.tables()
+
+
+def ensure_append_only(conn: LedgerConnection, table: str) -> None:
     """Triggers that make ``table`` refuse UPDATE, DELETE and an INSERT onto a taken key (what
     ``INSERT OR REPLACE`` does, from any connection, recursive triggers on or not)."""
-    refuse = f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {table} rows are never "
-    for action in ("UPDATE", "DELETE"):
-        conn.execute(
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
-            f"{refuse}{action.lower()}d'); END"
-        )
-    keys = [r["name"] for r in conn.execute(f"PRAGMA table_info({table})") if r["pk"]]
-    if keys:
-        taken = " AND ".join(f"{k} = NEW.{k}" for k in keys)
-        conn.execute(
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
-            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {taken}) {refuse}replaced'); END"
-        )
+    conn.append_only(table)
 
 
 @contextmanager
-def ledger(settings: EvergreenSettings, schema: str = "") -> Iterator[sqlite3.Connection]:
-    """The one way to the ledger: a connection to ``settings.ledger_path`` with the models'
-    tables and ``schema`` (a layer's own ``CREATE TABLE IF NOT EXISTS``) ready and every table
-    append-only, closed when the block ends."""
-    with closing(connect_path(settings.ledger_path, schema)) as conn:
+def ledger(settings: EvergreenSettings, schema: str = "") -> Iterator[LedgerConnection]:
+    """The one way to the ledger: a connection to the profile's ledger (``ledger_url``) with
+    the models' tables and ``schema`` (a layer's own ``CREATE TABLE IF NOT EXISTS``) ready
+    and every table append-only, closed when the block ends."""
+    if not settings.is_cluster:
+        settings.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(connect_url(ledger_url(settings), schema)) as conn:
         yield conn
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: LedgerConnection) -> Iterator[LedgerConnection]:
     """A write transaction holding the write lock from its start; rolled back on error."""
-    conn.execute("BEGIN IMMEDIATE")
+    conn.begin_write()
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.rollback()
         raise
-    conn.execute("COMMIT")
+    conn.commit()
 
 
 def insert_model(
-    conn: sqlite3.Connection,
+    conn: LedgerConnection,
     *,
     tag: str,
     cutoff: str,
@@ -220,7 +228,7 @@ def insert_model(
 
 
 def append_event(
-    conn: sqlite3.Connection, tag: str, status: ModelStatus | str, actor: str, reason: str
+    conn: LedgerConnection, tag: str, status: ModelStatus | str, actor: str, reason: str
 ) -> ModelEvent:
     """Record that ``tag`` became ``status``; returns the event."""
     status = ModelStatus(status)
@@ -239,32 +247,30 @@ JOIN model_events AS e ON e.id = (SELECT max(id) FROM model_events WHERE tag = m
 """
 
 
-def model_records(
-    conn: sqlite3.Connection, where: str = "", params: tuple = ()
-) -> list[ModelRecord]:
+def model_records(conn: LedgerConnection, where: str = "", params: tuple = ()) -> list[ModelRecord]:
     """Models with their current status, newest first (``where`` filters on ``m``/``e``)."""
     rows = conn.execute(f"{_CURRENT} {where} ORDER BY m.created_at DESC, m.tag", params)
     return [_record(row) for row in rows]
 
 
-def model_record(conn: sqlite3.Connection, tag: str) -> ModelRecord | None:
+def model_record(conn: LedgerConnection, tag: str) -> ModelRecord | None:
     """One model with its current status, or None."""
     found = model_records(conn, "WHERE m.tag = ?", (tag,))
     return found[0] if found else None
 
 
-def records_with_status(conn: sqlite3.Connection, status: ModelStatus) -> list[ModelRecord]:
+def records_with_status(conn: LedgerConnection, status: ModelStatus) -> list[ModelRecord]:
     """The models whose current status is ``status``."""
     return model_records(conn, "WHERE e.status = ?", (ModelStatus(status).value,))
 
 
-def record_by_sha256(conn: sqlite3.Connection, sha256: str) -> ModelRecord | None:
+def record_by_sha256(conn: LedgerConnection, sha256: str) -> ModelRecord | None:
     """The model registered with this artifact hash, if any."""
     found = model_records(conn, "WHERE m.sha256 = ?", (sha256,))
     return found[-1] if found else None
 
 
-def events(conn: sqlite3.Connection, tag: str | None = None) -> list[ModelEvent]:
+def events(conn: LedgerConnection, tag: str | None = None) -> list[ModelEvent]:
     """Status changes in the order they happened, of one model or all."""
     sql, params = "SELECT * FROM model_events", ()
     if tag is not None:
@@ -276,7 +282,7 @@ def events(conn: sqlite3.Connection, tag: str | None = None) -> list[ModelEvent]
     ]
 
 
-def _record(row: sqlite3.Row) -> ModelRecord:
+def _record(row: LedgerRow) -> ModelRecord:
     return ModelRecord(
         tag=row["tag"],
         created_at=row["created_at"],

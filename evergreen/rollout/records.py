@@ -283,7 +283,7 @@ def get_rollout(conn: sqlite3.Connection, rollout_id: str) -> Rollout | None:
 def list_rollouts(conn: sqlite3.Connection, limit: int = 50) -> list[Rollout]:
     """The newest rollouts first."""
     rows = conn.execute(
-        "SELECT * FROM rollouts ORDER BY started_at DESC, rowid DESC LIMIT ?", [limit]
+        "SELECT * FROM rollouts ORDER BY started_at DESC, id DESC LIMIT ?", [limit]
     ).fetchall()
     return [_rollout(conn, r) for r in rows]
 
@@ -293,7 +293,7 @@ def unfinished_rollouts(conn: sqlite3.Connection) -> list[Rollout]:
     marks = ", ".join("?" for _ in TERMINAL)
     rows = conn.execute(
         f"SELECT * FROM rollouts WHERE id NOT IN (SELECT rollout_id FROM rollout_steps "
-        f"WHERE phase IN ({marks})) ORDER BY started_at, rowid",
+        f"WHERE phase IN ({marks})) ORDER BY started_at, id",
         list(TERMINAL),
     ).fetchall()
     return [_rollout(conn, r) for r in rows]

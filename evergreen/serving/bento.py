@@ -49,6 +49,9 @@ SERVING_REQUIREMENTS = (
     "bentoml",
     "catboost",
     "feast[duckdb]",
+    "feast[redis]",  # the cluster profile's online store
+    "psycopg2-binary",  # and its Feast registry on PostgreSQL
+    "sqlalchemy",
     "duckdb",
     "numpy",
     "pandas",
@@ -56,6 +59,7 @@ SERVING_REQUIREMENTS = (
     "pydantic",
     "pydantic-settings",
     "pyyaml",
+    "prometheus-client",
 )
 # Required by a serving root, never imported when serving: left out of the image (it installs
 # with --no-deps, so nothing pulls them back). catboost's plotting and notebook widgets, and

@@ -213,6 +213,29 @@ def test_kubernetes_manifests_validate_against_their_schemas(tmp_path):
     assert sorted(paths) == ["deployment", "rollout"] and paths["rollout"].read_text()
 
 
+def test_the_rollout_analyses_in_the_background_and_validates(tmp_path):
+    from evergreen.rollout.kubernetes import ClusterOptions, analysis_queries
+
+    options = ClusterOptions(p99_budget_ms=80)
+    rollout, template, *_ = rollout_manifests(fixture_spec("fraud_detector:abc"), "img:1", options)
+    analysis = rollout["spec"]["strategy"]["canary"]["analysis"]
+    assert analysis["templates"] == [{"templateName": template["metadata"]["name"]}]
+    hashes = {a["name"]: a["valueFrom"]["podTemplateHashValue"] for a in analysis["args"]}
+    assert hashes == {"canary-hash": "Latest", "stable-hash": "Stable"}
+    metrics = {m["name"]: m for m in template["spec"]["metrics"]}
+    assert sorted(metrics) == ["error-rate", "p99-latency", "score-shift"]
+    assert metrics["p99-latency"]["successCondition"].endswith("<= 0.08")
+    assert all(m["failureLimit"] == 0 for m in metrics.values())  # one failure rolls back
+    assert "{{args.stable-hash}}" in analysis_queries(options)["score-shift"][0]
+    assert validate_manifests([rollout, template]) == []
+    # The vendored CRD schemas are closed: a misspelt metric field or provider fails.
+    template["spec"]["metrics"][0]["sucessCondition"] = "true"
+    template["spec"]["metrics"][1]["provider"] = {"prometheos": {}}
+    rollout["spec"]["strategy"]["canary"]["analysis"]["startStep"] = 1
+    errors = validate_manifests([rollout, template])
+    assert len(errors) == 2 and "startStep" in errors[0] and "AnalysisTemplate" in errors[1]
+
+
 def test_container_target_commands(tmp_path):
     settings = rollout_settings(tmp_path / "home")
     target = ContainerTarget(image="localhost/fraud_detection:abc", engine="podman")

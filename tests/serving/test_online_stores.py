@@ -1,0 +1,144 @@
+"""Serving on any online store Feast supports: Evergreen's SQLite store through the fast path,
+every other store (a real Redis here, and Feast's own SQLite store) through Feast's
+``get_online_features``. Each store is filled from the same feature tables; what it serves
+must be what the SQLite fast path serves, score for score, and a ``bentoml serve`` replica on
+Redis must turn ready and answer."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+
+from evergreen.settings import EvergreenSettings, write_home_settings
+from tests.conftest import SMALL, day
+from tests.serving.conftest import ONLINE_DAY, served_transactions
+
+
+def _runtime(settings: EvergreenSettings, serving_home):
+    from evergreen.models.bentoml_home import model_store
+    from evergreen.serving.runtime import ServingRuntime, serving_model
+
+    stored = model_store(serving_home.settings).get(serving_home.champion)
+    return ServingRuntime(settings, serving_model(stored))
+
+
+def _home_on(store: dict | None, serving_home, built_bento, root, **values) -> EvergreenSettings:
+    """A copy of the serving home whose online store is ``store`` (recorded in the home's
+    evergreen.yaml, as a deployment would, with any other ``values``), applied and filled with
+    the same day."""
+    from evergreen.features.feast_client import apply_definitions, feature_store, materialize_day
+
+    home = root / "home"
+    shutil.copytree(serving_home.settings.home, home, ignore=shutil.ignore_patterns("*.log"))
+    write_home_settings(
+        home,
+        {"feast_online_store": store, "label_delay_days": SMALL["label_delay_days"], **values},
+    )
+    settings = EvergreenSettings(home=home)
+    apply_definitions(settings, force=True)
+    materialize_day(feature_store(settings), day(ONLINE_DAY))
+    return settings
+
+
+@pytest.fixture(scope="module")
+def redis_home(serving_home, built_bento, redis_server, tmp_path_factory):
+    store = {"type": "redis", "connection_string": f"{redis_server.host}:{redis_server.port}"}
+    return _home_on(store, serving_home, built_bento, tmp_path_factory.mktemp("on_redis"))
+
+
+def _predict(runtime, bodies):
+    from evergreen.serving.schemas import PredictRequest
+
+    return runtime.predict(PredictRequest.model_validate({"transactions": bodies}))
+
+
+def _same_answers(settings, serving_home) -> int:
+    """Scores and missing views on ``settings``' store equal the SQLite fast path's."""
+    bodies = served_transactions(serving_home.settings, 40)
+    unknown = {**bodies[0], "transaction_id": 1, "customer_id": 10**9, "terminal_id": 10**9}
+    bodies.append(unknown)
+    fast = _predict(_runtime(serving_home.settings, serving_home), bodies).predictions
+    other = _predict(_runtime(settings, serving_home), bodies).predictions
+    np.testing.assert_allclose(
+        [p.fraud_probability for p in other], [p.fraud_probability for p in fast], atol=1e-9
+    )
+    assert [p.features_missing for p in other] == [p.features_missing for p in fast]
+    assert other[-1].features_missing  # the unknown ids are scored as missing, on both
+    return sum(not p.features_missing for p in other)
+
+
+def test_evergreens_sqlite_store_takes_the_fast_path(serving_home):
+    from evergreen.features.feast_client import OnlineReader, feature_store
+
+    assert OnlineReader.open(feature_store(serving_home.settings)).fast
+
+
+def test_redis_serves_through_feast_what_the_fast_path_serves(redis_home, serving_home):
+    from evergreen.features.feast_client import OnlineReader, feature_store
+
+    assert not OnlineReader.open(feature_store(redis_home)).fast
+    ready = _runtime(redis_home, serving_home).readiness()
+    assert ready.ready, ready.reason
+    assert _same_answers(redis_home, serving_home) > 20  # most rows found their features
+
+
+def test_feasts_own_sqlite_store_serves_too(serving_home, built_bento, tmp_path):
+    path = tmp_path / "feast_sqlite.db"
+    settings = _home_on({"type": "sqlite", "path": str(path)}, serving_home, built_bento, tmp_path)
+
+    ready = _runtime(settings, serving_home).readiness()
+    assert ready.ready, ready.reason
+    assert _same_answers(settings, serving_home) > 20
+
+
+def test_the_cluster_profile_serves_from_redis_with_feasts_registry_on_postgres(
+    serving_home, built_bento, redis_server, postgres_db, tmp_path
+):
+    """EVERGREEN_PROFILE=cluster alone: Feast's SQL registry on PostgreSQL, the online store
+    on Redis (db 1, apart from the other test's), the applied version read from the registry."""
+    from evergreen.features.feast_client import applied_version, feature_store
+    from evergreen.features.repo import definitions_version
+
+    redis_url = f"redis://{redis_server.host}:{redis_server.port}/1"
+    settings = _home_on(
+        None, serving_home, built_bento, tmp_path,
+        profile="cluster", postgres_url=postgres_db, redis_url=redis_url,
+    )  # fmt: skip
+    config = feature_store(settings).config
+    assert config.registry.registry_type == "sql" and config.online_store.type == "redis"
+    assert applied_version(settings) == definitions_version()
+    ready = _runtime(settings, serving_home).readiness()
+    assert ready.ready, ready.reason
+    assert _same_answers(settings, serving_home) > 20
+
+
+def test_an_unreachable_redis_is_not_ready_with_a_reason(serving_home, redis_home):
+    from evergreen.ports import free_port
+
+    nothing = {"type": "redis", "connection_string": f"127.0.0.1:{free_port()}"}
+    settings = redis_home.model_copy(update={"feast_online_store": nothing})
+    ready = _runtime(settings, serving_home).readiness()
+
+    assert not ready.ready
+    assert "Connection" in ready.reason, ready.reason
+
+
+def test_a_bento_on_redis_turns_ready_and_answers(redis_home, built_bento, serving_home, tmp_path):
+    from evergreen.serving.process import BentoProcess
+
+    bodies = served_transactions(serving_home.settings, 5)
+    with BentoProcess(built_bento.tag, redis_home, log_path=tmp_path / "serve.log") as served:
+        assert httpx.get(f"{served.url}/readyz", timeout=10).status_code == 200
+        answer = httpx.post(f"{served.url}/predict", json={"transactions": bodies}, timeout=30)
+        metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert [p["transaction_id"] for p in predictions] == [b["transaction_id"] for b in bodies]
+    assert all(0.0 <= p["fraud_probability"] <= 1.0 for p in predictions)
+    # The scores histogram a cluster's canary analysis compares between canary and stable.
+    counted = f'evergreen_fraud_probability_count{{model_version="{serving_home.champion}"}} 5.0'
+    assert counted in metrics, metrics[-2000:]
