@@ -42,6 +42,7 @@ podman:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO mkdir -p /etc/containers && \
 	  printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' | \
 	  $$SUDO tee /etc/containers/containers.conf >/dev/null; }
+
 # The cluster profile's servers, which tests start as throwaway children (never the services).
 servers:
 	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && command -v redis-server promtool >/dev/null || { \
