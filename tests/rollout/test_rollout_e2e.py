@@ -170,7 +170,6 @@ def test_controller_killed_mid_rollout_is_settled_on_restart(stack, load):
         **os.environ,
         "EVERGREEN_HOME": str(settings.home),
         "EVERGREEN_SERVE_PORT": str(settings.serve_port),
-        "EVERGREEN_ROUTER_ADMIN_PORT": str(settings.router_admin_port),
     }
     evergreen = str(Path(sys.executable).with_name("evergreen"))
     cmd = [evergreen, "deploy", str(FIXTURE_SERVICE)]
@@ -213,7 +212,6 @@ def stack_env(stack, monkeypatch):
     settings = stack.settings
     monkeypatch.setenv("EVERGREEN_HOME", str(settings.home))
     monkeypatch.setenv("EVERGREEN_SERVE_PORT", str(settings.serve_port))
-    monkeypatch.setenv("EVERGREEN_ROUTER_ADMIN_PORT", str(settings.router_admin_port))
     get_settings.cache_clear()
     yield settings
     get_settings.cache_clear()
