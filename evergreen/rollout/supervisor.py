@@ -499,6 +499,16 @@ class Supervisor:
             )
             return state.watchdog
 
+    def keep_watchdog_alive(self) -> str | None:
+        """Start the watchdog again if something serves and it died (it is what restarts dead
+        replicas: killed with it, a dead replica stayed down); returns what it did."""
+        state = read_state(self.settings)
+        stable = state.revisions.get(state.stable) if state.stable else None
+        if stable is None or stable.phase != READY or is_alive(state.watchdog):
+            return None
+        started = self.ensure_watchdog()
+        return f"watchdog was not running: started it again (pid {started.pid})"
+
     def watch(self) -> None:
         """Run ``reconcile`` every interval until SIGTERM, or until this process is no longer
         the recorded watchdog (a newer one took over, or ``evergreen stop``)."""
@@ -519,13 +529,17 @@ class Supervisor:
     # Everything.
 
     def stop_all(self, cause: str = "evergreen stop") -> list[str]:
-        """Stop the watchdog, every replica and the router; record that nothing serves."""
+        """Stop the watchdog, every replica and the router; record that nothing serves.
+        Returns what it stopped (revisions by name, the watchdog, the router, the edge)."""
         with mutate_state(self.settings) as state:
             watchdog, state.watchdog = state.watchdog, None
+        stopped = []
+        if watchdog is not None and is_alive(watchdog):
+            stopped.append("the watchdog")
         if watchdog is not None:
             terminate([watchdog], grace_s=5)
-        stopped = []
         state = read_state(self.settings)
+        caddies = [f"the {r.role}" for r in (state.router, state.edge) if r and is_alive(r.process)]
         if state.edge is not None:
             caddy.stop_caddy(state.edge)  # graceful: requests in flight are answered first
         for revision in state.live():
@@ -536,8 +550,10 @@ class Supervisor:
                 if ref is not None:
                     caddy.stop_caddy(ref)
             state.router = state.edge = None
-        with rollout_ledger(self.settings) as conn:
-            insert_routing_change(conn, {}, {}, cause, None)
+        stopped += caddies
+        if stopped:
+            with rollout_ledger(self.settings) as conn:
+                insert_routing_change(conn, {}, {}, cause, None)
         return stopped
 
 
