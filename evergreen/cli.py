@@ -249,9 +249,12 @@ def ingest(
 @quarantine_app.command("list")
 def quarantine_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List quarantined files with their reasons."""
+    from evergreen.ingest.contracts import FEEDS
+    from evergreen.ingest.landing import stray_files
     from evergreen.ingest.quarantine import REASON_SUFFIX
 
-    root = get_settings().quarantine_dir
+    settings = get_settings()
+    root = settings.quarantine_dir
     rows = []
     for reason_file in sorted(root.glob(f"*/date=*/*{REASON_SUFFIX}")):
         reason = json.loads(reason_file.read_text())
@@ -265,14 +268,26 @@ def quarantine_list(as_json: bool = typer.Option(False, "--json", help="Print JS
                 "reason": reason.get("message"),
             }
         )
+    for path in stray_files(settings.landing_dir, tuple(FEEDS)):
+        rows.append(
+            {
+                "feed": path.relative_to(settings.landing_dir).parts[0],
+                "date": "-",
+                "file": str(path.relative_to(settings.landing_dir)),
+                "rows": None,
+                "reason": "in the landing zone outside a FEED/date=YYYY-MM-DD/ folder: "
+                "never ingested (move it into its day's folder)",
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Quarantine ({root})")
+    table = Table(title=f"Quarantine ({root}) and stray landed files")
     for col in ("feed", "date", "file", "rows", "reason"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["feed"], r["date"], r["file"], f"{r['rows']:,}", r["reason"])
+        rows = f"{r['rows']:,}" if isinstance(r["rows"], int) else "unknown"
+        table.add_row(r["feed"], r["date"], r["file"], rows, r["reason"])
     console.print(table if rows else "Quarantine is empty.")
 
 

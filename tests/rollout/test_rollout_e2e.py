@@ -104,9 +104,7 @@ def test_kill_minus_9_of_the_router_costs_no_request(stack, load):
     assert_no_failed_requests(load)
 
 
-def test_a_dead_replica_is_marked_and_restarted_though_the_watchdog_died(
-    stack, load, stack_env
-):
+def test_a_dead_replica_is_marked_and_restarted_though_the_watchdog_died(stack, load, stack_env):
     from typer.testing import CliRunner
 
     from evergreen.cli import app
