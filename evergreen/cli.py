@@ -233,7 +233,8 @@ def ingest(
             if o.failed_checks:
                 mark = "[red]checks failed[/]"
             elif not o.success:
-                mark = f"[red]run failed[/] (run {o.run_id} in `evergreen ui`)"
+                why = f": {o.error}" if o.error else ""
+                mark = f"[red]run failed[/]{why} (run {o.run_id} in `evergreen ui`)"
             rows = o.metadata.get("dagster/row_count", 0)
             console.print(f"{o.asset} {o.partition}: {rows:,} rows {mark}")
             for check, why in o.failed_checks.items():
