@@ -41,6 +41,7 @@ WORKFLOW = [
     ("history", "rollouts, or what served at a given time and why"),
     ("retrains", "every retrain trigger, accepted or suppressed, and why"),
 ]
+UI_STOP_GRACE_S = float(os.environ.get("EVERGREEN_UI_STOP_GRACE_S", "20"))
 DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
 silence_library_notes()
 
@@ -319,11 +320,13 @@ def ui(
     run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT).
     Ctrl-C stops everything.
     """
+    import signal
     import subprocess
     from pathlib import Path
 
     from evergreen.instance import ensure_instance
     from evergreen.report_server import start_report_server, stop_report_server
+    from evergreen.rollout.processes import stop_group
 
     settings = get_settings().ensure_dirs()
     ensure_instance(settings)
@@ -332,14 +335,20 @@ def ui(
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    # Its own process group: Ctrl-C reaches this process only, which then ends the whole
+    # group (dagster dev, webserver, daemon, code server, run workers) and waits for it. Left
+    # to itself, dagster dev with a run in flight ignored SIGTERM for more than 8 minutes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    code = 130
     try:
-        webserver = subprocess.Popen(argv)
-        while True:
-            try:
-                code = webserver.wait()
-                break
-            except KeyboardInterrupt:  # dagster dev got the same Ctrl-C and is shutting down
-                continue
+        webserver = subprocess.Popen(argv, start_new_session=True)
+        try:
+            code = webserver.wait()
+        except KeyboardInterrupt:
+            console.print(f"stopping Dagster (up to {UI_STOP_GRACE_S:.0f} s, then killed)")
+            killed = stop_group(webserver.pid, UI_STOP_GRACE_S)
+            if killed:
+                console.print(f"killed {len(killed)} process(es) that ignored SIGINT and SIGTERM")
     finally:
         stop_report_server(reports)
     raise typer.Exit(code)
