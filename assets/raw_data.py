@@ -29,7 +29,7 @@ _FILES_SCHEMA = TableSchema(
     columns=[
         TableColumn("file", "string"),
         TableColumn("status", "string"),
-        TableColumn("rows", "int"),
+        TableColumn("rows", "int", description="-1: unknown (the file cannot be read)"),
         TableColumn("size_bytes", "int"),
         TableColumn("sha256", "string"),
         TableColumn("landed_at", "string"),
@@ -51,7 +51,7 @@ def _files_table(report: IngestReport) -> MetadataValue:
             {
                 "file": v.file.name,
                 "status": "loaded" if v.accepted else "quarantined",
-                "rows": v.rows,
+                "rows": v.rows if v.rows is not None else -1,
                 "size_bytes": v.file.size_bytes,
                 "sha256": v.file.sha256,
                 "landed_at": v.file.landed_at.isoformat(timespec="seconds"),
@@ -73,7 +73,7 @@ def _summary(report: IngestReport) -> str:
         [
             v.file.name,
             "loaded" if v.accepted else "**quarantined**",
-            f"{v.rows:,}",
+            f"{v.rows:,}" if v.rows is not None else "unknown",
             f"`{v.file.sha256[:12]}`",
         ]
         for v in report.verdicts
@@ -96,6 +96,8 @@ def _materialize(context: AssetExecutionContext, evergreen: EvergreenResource, f
         "dagster/column_schema": _column_schema(feed),
         "rows_landed": report.rows_landed,
         "rows_quarantined": report.rows_quarantined,
+        "bytes_landed": report.bytes_landed,
+        "files_rows_unknown": len(report.files_rows_unknown),
         "files_quarantined": len(report.rejected),
         "source_files": _files_table(report),
         "summary": MetadataValue.md(_summary(report)),

@@ -13,7 +13,8 @@ CHECKS = {
     "unique_transaction_ids": "No transaction id repeats in the day or in the days before it.",
     "known_transactions": "Every label refers to a transaction already loaded.",
     "volume_within_band": "The day's row count lies in an adaptive band around the trailing days.",
-    "rows_reconciled": "Nothing is lost: rows landed = rows loaded + rows quarantined.",
+    "rows_reconciled": "Nothing is lost: files, bytes and rows landed = loaded + quarantined "
+    "(an unreadable file's rows are unknown, and said so).",
 }
 
 FEED_CHECKS = {
@@ -115,20 +116,25 @@ def _volume_result(report: IngestReport, asset_name: str) -> AssetCheckResult:
 
 
 def _reconciliation_result(report: IngestReport, asset_name: str) -> AssetCheckResult:
-    counts = (
-        f"{report.rows_landed:,} landed = {report.rows_loaded:,} loaded + "
-        f"{report.rows_quarantined:,} quarantined"
-    )
-    verb = "Reconciled" if report.reconciled else "Rows went missing"
+    verb = "Reconciled" if report.reconciled else "Something went missing"
     return AssetCheckResult(
         check_name="rows_reconciled",
         asset_key=asset_name,
         passed=report.reconciled,
-        description=f"{verb}: {counts}.",
+        description=f"{verb}: {report.reconciliation()}.",
         metadata={
+            "files_landed": len(report.verdicts),
+            "files_loaded": len(report.accepted),
+            "files_quarantined": len(report.rejected),
+            "bytes_landed": report.bytes_landed,
+            "bytes_loaded": report.bytes_loaded,
+            "bytes_quarantined": report.bytes_quarantined,
             "rows_landed": report.rows_landed,
             "rows_loaded": report.rows_loaded,
             "rows_quarantined": report.rows_quarantined,
+            "files_rows_unknown": MetadataValue.json(
+                [v.file.name for v in report.files_rows_unknown]
+            ),
         },
     )
 

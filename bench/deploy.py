@@ -78,9 +78,7 @@ def run(args) -> dict:
         real = build_real_home(temporary / "home")
         print(f"real home built in {time.monotonic() - began:.0f} s: {', '.join(real.bentos)}")
         base, args.source = real.settings, list(real.bentos)
-    settings = base.model_copy(
-        update={"serve_port": free_port(), "router_admin_port": free_port()}
-    ).ensure_dirs()
+    settings = base.model_copy(update={"serve_port": free_port()}).ensure_dirs()
     controller = RolloutController(settings, Supervisor(settings), actor="bench")
     specs = _specs(args, settings)
     try:

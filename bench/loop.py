@@ -52,7 +52,6 @@ def serving_env(home: Path) -> None:
     os.environ["EVERGREEN_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     os.environ["EVERGREEN_SERVE_PORT"] = str(free_port())
-    os.environ["EVERGREEN_ROUTER_ADMIN_PORT"] = str(free_port())
 
 
 def run_drift(workdir: Path, quick: bool) -> dict:

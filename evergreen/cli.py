@@ -41,6 +41,7 @@ WORKFLOW = [
     ("history", "rollouts, or what served at a given time and why"),
     ("retrains", "every retrain trigger, accepted or suppressed, and why"),
 ]
+UI_STOP_GRACE_S = float(os.environ.get("EVERGREEN_UI_STOP_GRACE_S", "20"))
 DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
 silence_library_notes()
 
@@ -233,7 +234,8 @@ def ingest(
             if o.failed_checks:
                 mark = "[red]checks failed[/]"
             elif not o.success:
-                mark = f"[red]run failed[/] (run {o.run_id} in `evergreen ui`)"
+                why = f": {o.error}" if o.error else ""
+                mark = f"[red]run failed[/]{why} (run {o.run_id} in `evergreen ui`)"
             rows = o.metadata.get("dagster/row_count", 0)
             console.print(f"{o.asset} {o.partition}: {rows:,} rows {mark}")
             for check, why in o.failed_checks.items():
@@ -249,9 +251,12 @@ def ingest(
 @quarantine_app.command("list")
 def quarantine_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List quarantined files with their reasons."""
+    from evergreen.ingest.contracts import FEEDS
+    from evergreen.ingest.landing import stray_files
     from evergreen.ingest.quarantine import REASON_SUFFIX
 
-    root = get_settings().quarantine_dir
+    settings = get_settings()
+    root = settings.quarantine_dir
     rows = []
     for reason_file in sorted(root.glob(f"*/date=*/*{REASON_SUFFIX}")):
         reason = json.loads(reason_file.read_text())
@@ -265,14 +270,26 @@ def quarantine_list(as_json: bool = typer.Option(False, "--json", help="Print JS
                 "reason": reason.get("message"),
             }
         )
+    for path in stray_files(settings.landing_dir, tuple(FEEDS)):
+        rows.append(
+            {
+                "feed": path.relative_to(settings.landing_dir).parts[0],
+                "date": "-",
+                "file": str(path.relative_to(settings.landing_dir)),
+                "rows": None,
+                "reason": "in the landing zone outside a FEED/date=YYYY-MM-DD/ folder: "
+                "never ingested (move it into its day's folder)",
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"Quarantine ({root})")
+    table = Table(title=f"Quarantine ({root}) and stray landed files")
     for col in ("feed", "date", "file", "rows", "reason"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["feed"], r["date"], r["file"], f"{r['rows']:,}", r["reason"])
+        rows = f"{r['rows']:,}" if isinstance(r["rows"], int) else "unknown"
+        table.add_row(r["feed"], r["date"], r["file"], rows, r["reason"])
     console.print(table if rows else "Quarantine is empty.")
 
 
@@ -314,11 +331,13 @@ def ui(
     run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT).
     Ctrl-C stops everything.
     """
+    import signal
     import subprocess
     from pathlib import Path
 
     from evergreen.instance import ensure_instance
     from evergreen.report_server import start_report_server, stop_report_server
+    from evergreen.rollout.processes import stop_group
 
     settings = get_settings().ensure_dirs()
     ensure_instance(settings)
@@ -327,14 +346,20 @@ def ui(
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    # Its own process group: Ctrl-C reaches this process only, which then ends the whole
+    # group (dagster dev, webserver, daemon, code server, run workers) and waits for it. Left
+    # to itself, dagster dev with a run in flight ignored SIGTERM for more than 8 minutes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    code = 130
     try:
-        webserver = subprocess.Popen(argv)
-        while True:
-            try:
-                code = webserver.wait()
-                break
-            except KeyboardInterrupt:  # dagster dev got the same Ctrl-C and is shutting down
-                continue
+        webserver = subprocess.Popen(argv, start_new_session=True)
+        try:
+            code = webserver.wait()
+        except KeyboardInterrupt:
+            console.print(f"stopping Dagster (up to {UI_STOP_GRACE_S:.0f} s, then killed)")
+            killed = stop_group(webserver.pid, UI_STOP_GRACE_S)
+            if killed:
+                console.print(f"killed {len(killed)} process(es) that ignored SIGINT and SIGTERM")
     finally:
         stop_report_server(reports)
     raise typer.Exit(code)

@@ -145,9 +145,6 @@ class EvergreenSettings(BaseSettings):
     # Serving and rollout.
     serve_host: str = Field(default="127.0.0.1", description="The router's serving address.")
     serve_port: int = Field(default=8080, description="The router's serving port.")
-    router_admin_port: int = Field(
-        default=2019, description="Caddy's admin API port (always on loopback)."
-    )
     reports_port: int = Field(
         default=3001,
         description="Where `evergreen ui` serves the reports folder over HTTP (loopback), so "

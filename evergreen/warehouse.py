@@ -65,8 +65,19 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         conn.close()
 
 
+# Added after the first warehouses were made: files and bytes reconcile too, and unreadable
+# files are counted as files whose rows are unknown.
+INGEST_LOG_ADDED = (
+    "bytes_landed BIGINT",
+    "bytes_quarantined BIGINT",
+    "files_rows_unknown INTEGER",
+)
+
+
 def create_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the raw tables and the ingest log if they do not exist."""
     for feed in FEEDS:
         conn.execute(_raw_table_ddl(feed))
     conn.execute(INGEST_LOG_DDL)
+    for column in INGEST_LOG_ADDED:
+        conn.execute(f"ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS {column}")

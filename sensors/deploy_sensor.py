@@ -65,8 +65,12 @@ def deploy_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource
     """Compare the champion with what serves; request one deploy per reign."""
     from evergreen.loop.promotion_review import current_crowning
     from evergreen.models.registry import ModelRegistry
+    from evergreen.rollout.supervisor import Supervisor
 
     settings = evergreen.settings()
+    revived = Supervisor(settings).keep_watchdog_alive()  # the keeper of the replicas
+    if revived:
+        context.log.warning(revived)
     crowning = current_crowning(ModelRegistry(settings))
     if crowning is None:
         return SkipReason("No champion in the ledger.")

@@ -16,7 +16,7 @@ from dagster import (
 
 from assets.partitions import daily_partitions
 from evergreen.ingest.contracts import FEEDS
-from evergreen.ingest.landing import landed_dates, list_files
+from evergreen.ingest.landing import landed_dates, list_files, stray_files
 from evergreen.resources import EvergreenResource
 
 
@@ -95,6 +95,13 @@ def landing_zone_sensor(context: SensorEvaluationContext, evergreen: EvergreenRe
         )
     if skipped:
         context.log.warning(f"Outside the partitions ({dt.date.today()}): {', '.join(skipped)}")
+    root = evergreen.settings().landing_dir
+    stray = [str(p.relative_to(root)) for p in stray_files(root, tuple(FEEDS))]
+    if stray:  # no day to load them into: said on every tick until someone moves them
+        context.log.warning(
+            f"{len(stray)} file(s) in the landing zone outside FEED/date=YYYY-MM-DD/ folders, "
+            f"never ingested: {', '.join(stray[:10])}"
+        )
     skip = None if requests else SkipReason(f"No new or changed files among {len(current)} landed.")
     return SensorResult(
         run_requests=requests, skip_reason=skip, cursor=json.dumps(current, sort_keys=True)

@@ -138,3 +138,77 @@ def test_retrains_lists_every_trigger_with_its_reason(home_env):
         ("schedule", "suppressed"),
     ]
     assert "cooldown" in rows[1]["reason"]
+
+
+# Every command on bad input, in a fresh process as a person runs it: a clear error, never a
+# traceback or Dagster's "Stack Trace:" blocks. (One argv per command; ``demo`` and ``ui`` get
+# a bad option only: their real runs are the e2e and UI tests.)
+BAD_INPUT = [
+    ["simulate", "--days", "-1"],
+    ["simulate", "--bad-data", "no_such_kind@2018-04-01"],
+    ["simulate", "--append", "--out", "{home}/nowhere"],
+    ["ingest", "--from", "2099-01-01"],
+    ["quarantine", "list", "--json"],
+    ["demo", "--quick", "--no-such-option"],
+    ["ui", "--port", "not-a-port"],
+    ["status", "--json"],
+    ["models", "--json"],
+    ["promote", "no_such_model", "--reason", "x"],
+    ["promote", "no_such_model"],
+    ["reject", "no_such_model", "--reason", "x"],
+    ["rollback", "--reason", "x"],
+    ["history", "--at", "yesterday-ish"],
+    ["history", "--at", "2018-06-06"],
+    ["retrains", "--json"],
+    ["serve", "no_such_model:abc"],
+    ["deploy", "no_such_model:abc"],
+    ["deploy", "no_such_model:abc", "--strategy", "sideways"],
+    ["deploy", "no_such_model:abc", "--steps", "10,x"],
+    ["stop"],
+    ["rollout", "resume"],
+    ["bento", "build", "--model", "no_such_model"],
+    ["bento", "validate", "--model", "no_such_model"],
+    ["bento", "containerize", "--model", "no_such_model", "--dry-run"],
+    ["version", "--no-such-option"],
+]
+
+
+def _no_stack_traces(done: subprocess.CompletedProcess) -> None:
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and "Stack Trace" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("args", BAD_INPUT, ids=lambda a: " ".join(a)[:40])
+def test_no_command_shows_a_traceback_on_bad_input(args, tmp_path):
+    home = tmp_path / "home"
+    argv = [a.replace("{home}", str(home)) for a in args]
+    done = _evergreen(*argv, EVERGREEN_HOME=str(home), DAGSTER_HOME=str(home / "dagster"))
+    _no_stack_traces(done)
+    assert done.stdout.strip() or done.stderr.strip(), "said nothing"
+
+
+def test_ingest_over_bad_days_prints_reasons_not_stack_traces(home_env, tmp_path):
+    """Bad files on three days: each gets its reason in one line, and no Dagster ERROR event
+    with a "Stack Trace:" block reaches the terminal (14 did over 7 days)."""
+    for i in (0, 1, 2):
+        list_files(home_env.landing_dir, "transactions", day(i))[0].write_bytes(b"garbage")
+    done = _evergreen(
+        "ingest",
+        "--from",
+        day(0).isoformat(),
+        "--to",
+        day(2).isoformat(),
+        EVERGREEN_HOME=str(home_env.home),
+        DAGSTER_HOME=os.environ["DAGSTER_HOME"],
+    )
+    assert done.returncode == 1
+    _no_stack_traces(done)
+    assert done.stdout.count("not a readable Parquet file") >= 3, done.stdout
+
+
+def test_a_day_past_the_partitions_is_named_before_anything_runs(tmp_path):
+    home = tmp_path / "home"
+    done = _evergreen("ingest", "--from", "2099-01-01", EVERGREEN_HOME=str(home))
+    assert done.returncode == 1
+    assert "has no partition 2099-01-01" in done.stderr, done.stderr
+    assert "DagsterUnknownPartitionError" not in done.stdout + done.stderr

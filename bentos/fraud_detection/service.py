@@ -24,8 +24,10 @@ import os
 import bentoml
 from starlette.responses import JSONResponse, Response
 
+from evergreen.serving.guard import RequestGuard
 from evergreen.serving.runtime import (
     NotReady,
+    RequestRejected,
     ServingRuntime,
     freeze_startup_heap,
     serving_model,
@@ -100,6 +102,9 @@ class FraudDetection:
             answer = self.runtime.predict(request)
         except NotReady as exc:  # BentoML would hide the reason behind a bare 500
             return JSONResponse({"error": f"not ready: {exc}"}, status_code=503)
+        except RequestRejected as exc:  # the same 400 as a validation error
+            body = {"error": f"{len(exc.errors)} transaction(s) refused", "detail": exc.errors}
+            return JSONResponse(body, status_code=400)
         for prediction in answer.predictions:
             self._scores.observe(prediction.fraud_probability)
         # The same JSON BentoML would write for a PredictResponse, without its generic path.
@@ -116,3 +121,8 @@ class FraudDetection:
     @bentoml.on_shutdown
     def close(self) -> None:
         self.runtime.close()
+
+
+# JSON bodies only (a multipart body without a boundary was a 500), and an OpenAPI document
+# whose error schemas are the ones this service answers with.
+FraudDetection.add_asgi_middleware(RequestGuard)

@@ -76,7 +76,7 @@ def serve_command(
     spec = None
     if model_or_bento:
         spec = resolve_revision(controller.settings, model_or_bento, _env(env), replicas)
-    done = controller.serve(spec)
+    done = controller.serve(spec, replicas=replicas)
     console.print(f"{done}; serving on {controller.supervisor.serving_url()}")
 
 
@@ -96,7 +96,7 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
         table.add_column(column)
     for r in status["revisions"]:
         replicas = " ".join(
-            f"{x['port']}{'' if x['ready'] else '(starting)' if x['alive'] else '(dead)'}"
+            f"{x['port']}{'(DEAD)' if not x['alive'] else '' if x['ready'] else '(starting)'}"
             for x in r["replicas"]
         )
         since = (r["since"] or "")[:19].replace("T", " ")
@@ -112,6 +112,19 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
     console.print(table)
     watchdog = "running" if status["watchdog_running"] else "NOT running (evergreen serve)"
     console.print(f"watchdog: {watchdog}")
+    dead = [
+        f"{r['revision']}/{x['index']}" for r in status["revisions"] for x in r["replicas"]
+        if not x["alive"]
+    ]  # fmt: skip
+    if dead:
+        who = (
+            "the watchdog restarts them"
+            if status["watchdog_running"]
+            else (
+                "nothing restarts them while the watchdog is down: `evergreen serve` restarts both"
+            )
+        )
+        console.print(f"[red]dead replicas: {', '.join(dead)}[/] ({who})")
     if status["unfinished_rollouts"]:
         console.print(
             f"unfinished rollouts: {', '.join(status['unfinished_rollouts'])} "
@@ -335,7 +348,7 @@ def history_command(
 def stop_command() -> None:
     """Stop the watchdog, every replica and the router (requests in flight are answered)."""
     stopped = _controller().stop()
-    console.print(f"stopped {', '.join(stopped) or 'nothing (nothing was serving)'}")
+    console.print(f"stopped {', '.join(stopped) or 'nothing (nothing was running)'}")
 
 
 def resume_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

@@ -38,12 +38,49 @@ def partition_dir(root: Path, feed: str, day: dt.date) -> Path:
     return root / feed / f"date={day.isoformat()}"
 
 
+REASON_SUFFIX = ".reason.json"  # beside a quarantined file: why it is there
+
+
+def is_delivery(path: Path) -> bool:
+    """A delivered file, whatever its name ends in (a ``part-2.csv`` was silently skipped;
+    now it is validated and quarantined like any unreadable file). Not one: a hidden file
+    (a writer's temporary, renamed into place when complete), a control file named with a
+    leading underscore (``_SUCCESS``, the simulator's ``_simulator.json``: Hadoop's and
+    Spark's convention) or a quarantine reason."""
+    name = path.name
+    return path.is_file() and name[:1] not in "._" and not name.endswith(REASON_SUFFIX)
+
+
 def list_files(root: Path, feed: str, day: dt.date) -> list[Path]:
-    """Parquet files of one feed and day under ``root``, sorted by name."""
+    """Delivered files of one feed and day under ``root``, sorted by name."""
     folder = partition_dir(root, feed, day)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix == ".parquet" and p.is_file())
+    return sorted(p for p in folder.iterdir() if is_delivery(p))
+
+
+def stray_files(root: Path, feeds: tuple[str, ...]) -> list[Path]:
+    """Files in the landing zone that no partition will read: outside ``FEED/date=DAY/``
+    folders, in a folder whose name is no date, or under no known feed. Reported, never
+    loaded (no day to load them into), never moved."""
+    if not root.is_dir():
+        return []
+    stray = []
+    for path in sorted(root.rglob("*")):
+        if not is_delivery(path):
+            continue
+        parts = path.relative_to(root).parts
+        if len(parts) != 3 or parts[0] not in feeds or not _is_day_folder(parts[1]):
+            stray.append(path)
+    return stray
+
+
+def _is_day_folder(name: str) -> bool:
+    try:
+        dt.date.fromisoformat(name.removeprefix("date="))
+    except ValueError:
+        return False
+    return name.startswith("date=")
 
 
 def landed_dates(root: Path, feed: str) -> list[dt.date]:

@@ -52,15 +52,53 @@ class IngestReport:
 
     @property
     def rows_landed(self) -> int:
-        return sum(v.rows for v in self.verdicts)
+        """Rows of the files whose rows could be counted (see ``files_rows_unknown``)."""
+        return sum(v.rows or 0 for v in self.verdicts)
 
     @property
     def rows_quarantined(self) -> int:
-        return sum(v.rows for v in self.rejected)
+        return sum(v.rows or 0 for v in self.rejected)
+
+    @property
+    def files_rows_unknown(self) -> list[FileVerdict]:
+        """Files that could not be read: their rows are unknown, not zero."""
+        return [v for v in self.verdicts if v.rows is None]
+
+    @property
+    def bytes_landed(self) -> int:
+        return sum(v.file.size_bytes for v in self.verdicts)
+
+    @property
+    def bytes_loaded(self) -> int:
+        return sum(v.file.size_bytes for v in self.accepted)
+
+    @property
+    def bytes_quarantined(self) -> int:
+        return sum(v.file.size_bytes for v in self.rejected)
 
     @property
     def reconciled(self) -> bool:
-        return self.rows_landed == self.rows_loaded + self.rows_quarantined
+        """Nothing went missing: every landed file, byte and countable row was either loaded
+        or quarantined (an unreadable file counts by file and bytes; its rows are unknown)."""
+        files = len(self.verdicts) == len(self.accepted) + len(self.rejected)
+        sizes = self.bytes_landed == self.bytes_loaded + self.bytes_quarantined
+        return files and sizes and self.rows_landed == self.rows_loaded + self.rows_quarantined
+
+    def reconciliation(self) -> str:
+        """The reconciliation in words: files, bytes and rows."""
+        unknown = self.files_rows_unknown
+        rows = (
+            f"rows {self.rows_landed:,} landed = {self.rows_loaded:,} loaded + "
+            f"{self.rows_quarantined:,} quarantined"
+        )
+        if unknown:
+            names = ", ".join(v.file.name for v in unknown)
+            rows += f", plus rows unknown in {len(unknown)} unreadable file(s) ({names})"
+        return (
+            f"files {len(self.verdicts)} landed = {len(self.accepted)} loaded + "
+            f"{len(self.rejected)} quarantined; bytes {self.bytes_landed:,} = "
+            f"{self.bytes_loaded:,} + {self.bytes_quarantined:,}; {rows}"
+        )
 
 
 def _candidates(settings: EvergreenSettings, feed: str, day: dt.date) -> list[Path]:
@@ -120,15 +158,20 @@ def _validate_all(
 
 
 def _exact_copy(file: LandedFile, original: str) -> FileVerdict:
-    rows = int(_parquet_rows(file.path))
+    rows = _parquet_rows(file.path)
     message = f"{file.name} is an exact copy of {original} (same sha256); its rows are loaded once"
     return FileVerdict(file, rows, [Violation("unique_transaction_ids", rows, message, [], False)])
 
 
-def _parquet_rows(path: Path) -> int:
+def _parquet_rows(path: Path) -> int | None:
+    """Rows a Parquet file's footer declares; None when it has no readable footer."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowException):
+        return None
 
 
 def _data_version(contract: FeedContract, accepted: list[FileVerdict]) -> str:
@@ -170,7 +213,10 @@ def _load(
 
 def _log(conn: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
     conn.execute(
-        "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ingest_log (feed, partition_date, ingested_at, files_landed, "
+        "files_quarantined, rows_landed, rows_delivered, rows_loaded, rows_quarantined, "
+        "data_version, bytes_landed, bytes_quarantined, files_rows_unknown) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             report.feed,
             report.day,
@@ -182,6 +228,9 @@ def _log(conn: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
             report.rows_loaded,
             report.rows_quarantined,
             report.data_version,
+            report.bytes_landed,
+            report.bytes_quarantined,
+            len(report.files_rows_unknown),
         ],
     )
 
@@ -207,7 +256,7 @@ def ingest_partition(settings: EvergreenSettings, feed: str, day: dt.date) -> In
         loaded = _load(conn, contract, day, accepted, now)
         # An exact copy of a file is not more data delivered: the band judges distinct files.
         landed = sum(
-            v.rows for v in verdicts if v.accepted or any(x.blocking for x in v.violations)
+            v.rows or 0 for v in verdicts if v.accepted or any(x.blocking for x in v.violations)
         )
         report = IngestReport(
             feed,

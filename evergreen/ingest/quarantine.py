@@ -8,9 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from evergreen.ingest.landing import list_files, partition_dir
-
-REASON_SUFFIX = ".reason.json"
+from evergreen.ingest.landing import REASON_SUFFIX, list_files, partition_dir
 
 
 @dataclass(frozen=True)

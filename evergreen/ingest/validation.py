@@ -38,7 +38,7 @@ class FileVerdict:
     """What validation found in one delivered file."""
 
     file: LandedFile
-    rows: int
+    rows: int | None  # None: the file cannot be read, so how many rows it holds is unknown
     violations: list[Violation] = field(default_factory=list)
 
     @property
@@ -72,18 +72,27 @@ def _fmt(n: int) -> str:
 
 def check_contract(
     conn: duckdb.DuckDBPyConnection, contract: FeedContract, file: LandedFile
-) -> tuple[int, Violation | None]:
-    """Row count and schema-contract violation (names and types) of one file."""
+) -> tuple[int | None, Violation | None]:
+    """Row count (None when the file cannot be read) and schema-contract violation (names
+    and types) of one file."""
+    if file.path.suffix != ".parquet":
+        return None, Violation(
+            "schema_contract",
+            0,
+            f"{file.name} is not a Parquet file (only .parquet files are loaded; "
+            f"{file.size_bytes:,} bytes, rows unknown); re-deliver it as Parquet",
+        )
     try:
         described = conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file.path)])
         found = {row[0]: row[1] for row in described.fetchall()}
         rows = conn.execute("SELECT count(*) FROM read_parquet(?)", [str(file.path)]).fetchone()[0]
     except duckdb.Error as exc:
         first_line = str(exc).splitlines()[0]
-        return 0, Violation(
+        return None, Violation(
             "schema_contract",
             0,
-            f"{file.name} is not a readable Parquet file ({first_line}); re-deliver it",
+            f"{file.name} is not a readable Parquet file ({first_line}; {file.size_bytes:,} "
+            "bytes, rows unknown); re-deliver it",
         )
     problems = []
     missing = [c for c in contract.names if c not in found]

@@ -285,28 +285,35 @@ class RolloutController:
         with rollout_lock(self.settings):
             self._settle_unfinished()
             began = time.monotonic()
-            self.supervisor.ensure_router()
             state = read_state(self.settings)
             current, target = self._serving(state), state.previous
-            if current is None or target is None:
-                raise NothingToServeError("nothing to roll back to: no previous revision served")
+            if current is None:  # checked before anything starts: an empty home stays empty
+                raise NothingToServeError(
+                    "nothing to roll back: nothing serves (start with `evergreen serve`)"
+                )
+            if target is None:
+                raise NothingToServeError(
+                    f"nothing to roll back to: no revision of another model than "
+                    f"{current.model_version} served before"
+                )
+            self.supervisor.ensure_router()
             previous = state.revisions[target]
             # It comes back where it ran (a container revision as containers), whatever
-            # target this controller starts new revisions on.
+            # target this controller starts new revisions on, with as many replicas as serve
+            # now: a single replica is a single point of failure.
             where = self.supervisor.target_of(previous)
+            spec = previous.spec.with_replicas(max(previous.spec.replicas, current.spec.replicas))
             kept = previous.phase == READY
             name = target if kept else self.supervisor.reserve_name()
-            config = {"strategy": "rollback", "replicas": previous.spec.replicas}
-            rollout_id = self._open(
-                "rollback", name, previous.spec, current, config, reason, where.name
-            )
+            config = {"strategy": "rollback", "replicas": spec.replicas}
+            rollout_id = self._open("rollback", name, spec, current, config, reason, where.name)
             run = _Run(self, rollout_id, name, current.name, self.settings.seed)
             if kept:
                 with mutate_state(self.settings) as state:
                     state.revisions[target].retire_at = None
                 run.record("ready", detail=f"{target} still running (kept): instant")
             else:
-                self.supervisor.launch(previous.spec, name, where)
+                self.supervisor.launch(spec, name, where)
                 run.record(
                     "started",
                     detail=f"{target} was stopped: restarting it as {name} ({where.name})",
@@ -316,7 +323,8 @@ class RolloutController:
             run.shift(100)
             run.switched()
             with mutate_state(self.settings) as state:
-                state.lineage = [*state.lineage[:-2], run.new]
+                index = state.previous_index()
+                state.lineage = [*state.lineage[: index if index is not None else -2], run.new]
                 state.stable = run.new
             drained = self.supervisor.drain_and_stop(current.name, 0.5, f"rolled back: {reason}")
             run.record("previous_stopped", detail=f"{current.name} drained in {drained:.1f} s")
@@ -388,12 +396,19 @@ class RolloutController:
 
     # Serving from nothing.
 
-    def serve(self, spec: RevisionSpec | None = None, reason: str = "evergreen serve") -> str:
+    def serve(
+        self,
+        spec: RevisionSpec | None = None,
+        reason: str = "evergreen serve",
+        replicas: int | None = None,
+    ) -> str:
         """Start the router and, if nothing serves, the given revision or the champion's
-        (idempotent); start the watchdog. Returns what it did."""
+        (idempotent; ``replicas`` for the champion's); start the watchdog. Returns what it
+        did."""
         state = read_state(self.settings)
         if self._serving(state) is None and spec is None:
             spec = self._champion_spec() or self._last_stable_spec(state)  # or say why not
+            spec = spec.with_replicas(replicas) if replicas else spec
         self.supervisor.ensure_router()
         with rollout_lock(self.settings):
             settled = self._settle_unfinished()

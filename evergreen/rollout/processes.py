@@ -124,6 +124,51 @@ def kill(refs: Sequence[ProcessRef]) -> None:
         time.sleep(0.02)
 
 
+def stop_group(
+    leader: int, grace_s: float, first: signal.Signals = signal.SIGINT, term_s: float = 5.0
+) -> list[int]:
+    """End the process group led by ``leader`` (started with ``start_new_session=True``) and
+    everything in it: ``first`` (Ctrl-C's SIGINT) to the leader, up to ``grace_s`` for the
+    group to end, then SIGTERM to the whole group, ``term_s`` more, then SIGKILL. Processes
+    that left the group on purpose (detached serving replicas) are not touched. Returns the
+    pids that had to be killed."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(leader, first)
+    if _group_ended(leader, grace_s):
+        return []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGTERM)
+    if _group_ended(leader, term_s):
+        return []
+    stubborn = _group_members(leader)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
+    _group_ended(leader, 10.0)
+    return stubborn
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for process in psutil.process_iter(["pid", "status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                members.append(process.pid)
+    return members
+
+
+def _group_ended(pgid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-pgid, os.WNOHANG)[0] > 0:  # reap our own child, the leader
+                pass
+        if not _group_members(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def _signal(ref: ProcessRef, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(ref.pid, sig)

@@ -135,7 +135,23 @@ class ServingState:
     @property
     def previous(self) -> str | None:
         """The stable revision before the current one: where a rollback goes."""
-        return self.lineage[-2] if len(self.lineage) >= 2 else None
+        index = self.previous_index()
+        return self.lineage[index] if index is not None else None
+
+    def previous_index(self) -> int | None:
+        """Where in the lineage the last stable revision of ANOTHER model than the current
+        one is. A revision of the same model (``evergreen serve`` after ``evergreen stop``
+        starts the champion again as a new revision) is no step to roll back to: a rollback
+        there served the same model as before."""
+        current = self.revisions.get(self.stable) if self.stable else None
+        for index in range(len(self.lineage) - 1, -1, -1):
+            revision = self.revisions.get(self.lineage[index])
+            if revision is None or revision.name == self.stable:
+                continue  # forgotten (pruned) revisions have no spec to start again
+            if current is not None and revision.model_version == current.model_version:
+                continue
+            return index
+        return None
 
     def next_name(self) -> str:
         self.sequence += 1

@@ -9,14 +9,16 @@ and the ledger, so whoever comes next (another CLI call, a Dagster run, the watc
 - ``drain_and_stop`` takes a revision out of traffic gracefully: weight 0, wait until its
   replicas have no request in flight (at least ``drain_s``), then SIGTERM;
 - ``reconcile`` is one pass of the watchdog (``python -m evergreen.rollout.supervisor watch``,
-  started by ``evergreen serve``): it restarts a dead replica or router, marks replicas ready,
-  and retires a kept previous revision whose window has passed.
+  started by ``evergreen serve``): it restarts a dead replica or router, restores the router's
+  configuration if it was changed outside evergreen (recorded in the ledger as drift), marks
+  replicas ready, and retires a kept previous revision whose window has passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import signal
 import sys
@@ -141,20 +143,18 @@ class Supervisor:
                     raise
 
     def _start_router(self, previous: CaddyRef | None) -> CaddyRef:
-        admin = previous.admin_port if previous else self.settings.router_admin_port
         port = int(previous.listen.rsplit(":", 1)[1]) if previous else 0
         if not port or not port_is_free(port):
             port = free_port()
         workdir = self.settings.serving_dir / "caddy"
-        return caddy.start_caddy("router", admin, f"127.0.0.1:{port}", workdir)
+        return caddy.start_caddy("router", f"127.0.0.1:{port}", workdir)
 
     def _start_edge(self, previous: CaddyRef | None, router: CaddyRef) -> CaddyRef:
         listen = previous.listen if previous else self._serving_address()
-        admin = previous.admin_port if previous and port_is_free(previous.admin_port) else None
         workdir = self.settings.serving_dir / "caddy"
-        edge = caddy.start_caddy("edge", admin or free_port(), listen, workdir)
+        edge = caddy.start_caddy("edge", listen, workdir)
         try:
-            caddy.load(edge, caddy.edge_config(edge.admin_port, listen, router.listen, self.policy))
+            caddy.load(edge, caddy.edge_config(edge.admin, listen, router.listen, self.policy))
         except caddy.RouterError:
             caddy.stop_caddy(edge)
             raise
@@ -167,10 +167,14 @@ class Supervisor:
         """Give the router the state's weights (call under the state lock)."""
         if state.router is None:
             return
-        config = caddy.router_config(
-            state.router.admin_port, state.router.listen, replica_weights(state), self.policy
+        caddy.load(state.router, self._router_config(state))
+
+    def _router_config(self, state: ServingState) -> dict:
+        """The router's configuration the state calls for."""
+        assert state.router is not None
+        return caddy.router_config(
+            state.router.admin, state.router.listen, replica_weights(state), self.policy
         )
-        caddy.load(state.router, config)
 
     def serving_url(self) -> str:
         """The address clients use."""
@@ -385,6 +389,8 @@ class Supervisor:
         ):
             self.ensure_router()
             actions.append("router restarted")
+        elif state.router is not None:
+            actions += self.restore_drift()
         for revision in state.live():
             if revision.phase != READY or not revision.keep_running:
                 continue
@@ -397,6 +403,41 @@ class Supervisor:
             except RolloutBusyError:
                 pass  # a rollout runs: it retires what it must itself
         return actions
+
+    def restore_drift(self) -> list[str]:
+        """Compare the router's live configuration with the one the state calls for; if they
+        differ (someone changed it through the admin API), record what it routed, restore the
+        state's, and record that. Returns what it did."""
+        with mutate_state(self.settings) as state:  # no weight change can slip in between
+            if state.router is None or not is_alive(state.router.process):
+                return []
+            intended = json.loads(json.dumps(self._router_config(state)))
+            try:
+                live = caddy.current_config(state.router)
+            except caddy.RouterError:
+                return []  # not answering: the next pass restarts or retries it
+            if live.get("apps") == intended["apps"]:
+                return []
+            found = caddy.routed_shares(live)
+            by_dial = {r.dial: v.name for v in state.live() for r in v.replicas}
+            weights = _revision_shares(found, by_dial)
+            models = {r.name: r.model_version for r in state.live()}
+            caddy.load(state.router, self._router_config(state))
+            applied = state.weights()
+        foreign = ", ".join(f"{dial} {share}" for dial, share in found.items()) or "no upstream"
+        with rollout_ledger(self.settings) as conn:
+            insert_routing_change(
+                conn,
+                weights,
+                models,
+                f"router drift found: its live configuration was changed outside evergreen "
+                f"(routing {foreign})",
+                None,
+            )
+            insert_routing_change(
+                conn, applied, models, "router drift restored: the state's weights again", None
+            )
+        return [f"router drift restored (it routed {foreign})"]
 
     def _watch_replica(self, seen_revision: RevisionState, seen: ReplicaState) -> list[str]:
         name = seen_revision.name
@@ -451,6 +492,16 @@ class Supervisor:
             )
             return state.watchdog
 
+    def keep_watchdog_alive(self) -> str | None:
+        """Start the watchdog again if something serves and it died (it is what restarts dead
+        replicas: killed with it, a dead replica stayed down); returns what it did."""
+        state = read_state(self.settings)
+        stable = state.revisions.get(state.stable) if state.stable else None
+        if stable is None or stable.phase != READY or is_alive(state.watchdog):
+            return None
+        started = self.ensure_watchdog()
+        return f"watchdog was not running: started it again (pid {started.pid})"
+
     def watch(self) -> None:
         """Run ``reconcile`` every interval until SIGTERM, or until this process is no longer
         the recorded watchdog (a newer one took over, or ``evergreen stop``)."""
@@ -471,13 +522,17 @@ class Supervisor:
     # Everything.
 
     def stop_all(self, cause: str = "evergreen stop") -> list[str]:
-        """Stop the watchdog, every replica and the router; record that nothing serves."""
+        """Stop the watchdog, every replica and the router; record that nothing serves.
+        Returns what it stopped (revisions by name, the watchdog, the router, the edge)."""
         with mutate_state(self.settings) as state:
             watchdog, state.watchdog = state.watchdog, None
+        stopped = []
+        if watchdog is not None and is_alive(watchdog):
+            stopped.append("the watchdog")
         if watchdog is not None:
             terminate([watchdog], grace_s=5)
-        stopped = []
         state = read_state(self.settings)
+        caddies = [f"the {r.role}" for r in (state.router, state.edge) if r and is_alive(r.process)]
         if state.edge is not None:
             caddy.stop_caddy(state.edge)  # graceful: requests in flight are answered first
         for revision in state.live():
@@ -488,9 +543,22 @@ class Supervisor:
                 if ref is not None:
                     caddy.stop_caddy(ref)
             state.router = state.edge = None
-        with rollout_ledger(self.settings) as conn:
-            insert_routing_change(conn, {}, {}, cause, None)
+        stopped += caddies
+        if stopped:
+            with rollout_ledger(self.settings) as conn:
+                insert_routing_change(conn, {}, {}, cause, None)
         return stopped
+
+
+def _revision_shares(found: dict[str, int], by_dial: dict[str, str]) -> dict[str, int]:
+    """Percent of traffic per revision from a router's per-upstream weights (an upstream no
+    revision owns is named by its address)."""
+    total = sum(found.values())
+    shares: dict[str, int] = {}
+    for dial, weight in found.items():
+        name = by_dial.get(dial, dial)
+        shares[name] = shares.get(name, 0) + (round(100 * weight / total) if total else 0)
+    return shares
 
 
 def _own_pid() -> int:

@@ -38,6 +38,45 @@ class NotReady(RuntimeError):
     """The runtime cannot score yet: the message says what is missing."""
 
 
+class RequestRejected(ValueError):
+    """A well-formed request this home cannot serve; ``errors`` are shaped like pydantic's
+    (``loc``, ``msg``, ``type``) so the client reads one kind of 400."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{e['loc']}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
+def served_days(
+    settings: EvergreenSettings, today: dt.date | None = None
+) -> tuple[dt.date, dt.date]:
+    """The first and last day a prediction may be logged under: the daily partitions'
+    range (``start_date`` to ``end_date``, or to tomorrow in UTC, a day's grace for clocks).
+    A day outside it is never loaded by ``live_predictions``, and each such day would be one
+    more ``predictions/date=*`` folder a client could add at will."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    last = settings.end_date - dt.timedelta(days=1) if settings.end_date else today
+    return settings.start_date, last + dt.timedelta(days=1)
+
+
+def check_served_days(settings: EvergreenSettings, transactions: list[Transaction]) -> None:
+    """Raise ``RequestRejected`` naming every transaction whose day lies outside
+    ``served_days``."""
+    first, last = served_days(settings)
+    errors = [
+        {
+            "type": "outside_served_days",
+            "loc": ["transactions", i, "tx_datetime"],
+            "msg": f"the day {tx.tx_datetime.date()} lies outside the served days "
+            f"{first} to {last}",
+        }
+        for i, tx in enumerate(transactions)
+        if not first <= tx.tx_datetime.date() <= last
+    ]
+    if errors:
+        raise RequestRejected(errors)
+
+
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
@@ -148,7 +187,9 @@ class ServingRuntime:
         self._reader = reader
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        """Score a request's transactions and append them to the prediction log."""
+        """Score a request's transactions and append them to the prediction log; raises
+        ``RequestRejected`` for a day outside ``served_days``."""
+        check_served_days(self.settings, request.transactions)
         request_id = uuid.uuid4().hex
         batch = score(self.reader(), self.model, request.transactions, request_id)
         now = dt.datetime.now(dt.UTC)

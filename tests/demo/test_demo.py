@@ -26,7 +26,6 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     shortened = {
         "HOME": str(tmp_path / "home"),
         "SERVE_PORT": str(free_port()),
-        "ROUTER_ADMIN_PORT": str(free_port()),
     }
     for name, value in shortened.items():
         monkeypatch.setenv(f"EVERGREEN_{name}", value)

@@ -36,9 +36,7 @@ def fixture_spec(version: str, replicas: int = 1, **env: object) -> RevisionSpec
 
 def rollout_settings(home: Path) -> EvergreenSettings:
     """Settings of a test home with the router on free loopback ports."""
-    return EvergreenSettings(
-        home=home, serve_port=free_port(), router_admin_port=free_port()
-    ).ensure_dirs()
+    return EvergreenSettings(home=home, serve_port=free_port()).ensure_dirs()
 
 
 def processes_of(home: Path) -> list[psutil.Process]:

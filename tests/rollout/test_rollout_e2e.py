@@ -88,6 +88,51 @@ def test_kill_minus_9_of_a_replica_costs_no_request(stack, load):
     assert events[-3:] == ["died", "restarted", "ready"]
 
 
+def test_kill_minus_9_of_the_router_costs_no_request(stack, load):
+    """The edge retries for its whole try window while the watchdog restarts the router; its
+    5-try cap gave up after 255 ms (37 of 3,000 requests got a 502)."""
+    router = read_state(stack.settings).router
+    time.sleep(1.0)
+    os.kill(router.process.pid, signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (r := read_state(stack.settings).router) and r.process != router.process and r,
+        30,
+        "the watchdog to restart the router",
+    )
+    assert is_alive(restarted.process) and restarted.listen == router.listen
+    time.sleep(2.0)
+    assert_no_failed_requests(load)
+
+
+def test_a_dead_replica_is_marked_and_restarted_though_the_watchdog_died(stack, load, stack_env):
+    from typer.testing import CliRunner
+
+    from evergreen.cli import app
+
+    state = read_state(stack.settings)
+    os.kill(state.watchdog.pid, signal.SIGKILL)
+    wait_for(lambda: not is_alive(state.watchdog), 10, "the watchdog to die")
+    victim = stable(stack).replicas[1]
+    stack.supervisor.target.kill_replica(victim)
+    time.sleep(1.0)
+
+    shown = CliRunner().invoke(app, ["status"])
+
+    assert shown.exit_code == 0, shown.output
+    assert f"{victim.port}(DEAD)" in shown.output and "dead replicas" in shown.output
+    assert "NOT running" in shown.output
+    # What the daemon's deploy_sensor does every 30 s: start the keeper of the replicas again.
+    assert "started it again" in stack.supervisor.keep_watchdog_alive()
+    wait_for(
+        lambda: next(
+            (r for r in stable(stack).replicas if r.index == 1 and r.ready and r.restarts), None
+        ),
+        120,
+        "the new watchdog to restart the replica",
+    )
+    assert_no_failed_requests(load)
+
+
 def test_blue_green_deploy_switches_without_a_failed_request(stack, load):
     blue = stable(stack)
     strategy = BlueGreen(warmup_requests=10, keep_previous_s=2.0, drain_s=0.5)
@@ -170,7 +215,6 @@ def test_controller_killed_mid_rollout_is_settled_on_restart(stack, load):
         **os.environ,
         "EVERGREEN_HOME": str(settings.home),
         "EVERGREEN_SERVE_PORT": str(settings.serve_port),
-        "EVERGREEN_ROUTER_ADMIN_PORT": str(settings.router_admin_port),
     }
     evergreen = str(Path(sys.executable).with_name("evergreen"))
     cmd = [evergreen, "deploy", str(FIXTURE_SERVICE)]
@@ -213,7 +257,6 @@ def stack_env(stack, monkeypatch):
     settings = stack.settings
     monkeypatch.setenv("EVERGREEN_HOME", str(settings.home))
     monkeypatch.setenv("EVERGREEN_SERVE_PORT", str(settings.serve_port))
-    monkeypatch.setenv("EVERGREEN_ROUTER_ADMIN_PORT", str(settings.router_admin_port))
     get_settings.cache_clear()
     yield settings
     get_settings.cache_clear()

@@ -5,6 +5,7 @@ Kubernetes manifests (schema-validated) and container commands."""
 import json
 import sqlite3
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,16 +139,17 @@ def caddy_accepts(config: dict, tmp_path) -> subprocess.CompletedProcess:
 def test_caddy_validates_the_router_and_edge_configurations(tmp_path):
     policy = caddy.RouterPolicy()
     upstreams = [caddy.Upstream("127.0.0.1:9001", 9), caddy.Upstream("127.0.0.1:9002", 1)]
-    router = caddy.router_config(20190, "127.0.0.1:18080", upstreams, policy)
+    socket = str(tmp_path / "router.admin.sock")
+    router = caddy.router_config(socket, "127.0.0.1:18080", upstreams, policy)
     handler = router["apps"]["http"]["servers"]["router"]["routes"][0]["handle"][0]
     assert handler["load_balancing"]["selection_policy"] == {
         "policy": "weighted_round_robin",
         "weights": [9, 1],
     }
     assert handler["health_checks"]["active"]["uri"] == "/readyz"
-    assert router["admin"]["listen"] == "127.0.0.1:20190"
-    edge = caddy.edge_config(20191, "127.0.0.1:8080", "127.0.0.1:18080", policy)
-    empty = caddy.router_config(20190, "127.0.0.1:18080", [], policy)
+    assert router["admin"]["listen"] == f"unix/{socket}|0600"  # owner-only, no TCP port
+    edge = caddy.edge_config(socket, "127.0.0.1:8080", "127.0.0.1:18080", policy)
+    empty = caddy.router_config(socket, "127.0.0.1:18080", [], policy)
     for config in (router, edge, empty):
         done = caddy_accepts(config, tmp_path)
         assert done.returncode == 0, done.stderr[-500:]
@@ -261,4 +263,56 @@ def test_container_target_commands(tmp_path):
         "podman", "stop", "--time", "15", "evergreen-r0003-1"
     ]  # fmt: skip
     usable, why = engine_available()
-    assert isinstance(usable, bool) and why
+    assert isinstance(usable, bool) and why  # here: a docker client without an engine
+
+
+def _tcp_ports(pid: int) -> set[int]:
+    import psutil
+
+    connections = psutil.Process(pid).net_connections("tcp")
+    return {c.laddr.port for c in connections if c.status == "LISTEN"}
+
+
+def test_caddys_admin_apis_are_owner_only_sockets_and_drift_is_restored(tmp_path):
+    """A local process could PATCH the router's weights through its TCP admin port unnoticed;
+    now the admin API is a 0600 socket, and the watchdog's pass restores a changed config and
+    records the drift in the ledger."""
+    import stat
+
+    from evergreen.rollout.records import routing_changes
+    from evergreen.rollout.state import read_state
+    from evergreen.rollout.supervisor import Supervisor
+    from tests.rollout.conftest import tear_down
+
+    settings = rollout_settings(tmp_path / "home")
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.ensure_router()
+        state = read_state(settings)
+        for ref in (state.router, state.edge):
+            mode = Path(ref.admin).stat().st_mode
+            assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
+            assert stat.S_IMODE(Path(ref.admin).parent.stat().st_mode) == 0o700
+            assert _tcp_ports(ref.process.pid) == {int(ref.listen.rsplit(":", 1)[1])}
+        assert supervisor.reconcile() == []  # nothing drifted yet
+
+        # Someone with access to the socket sends all traffic to their own upstream.
+        hijack = {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:9"}]}
+        with state.router.client(5.0) as client:
+            path = "/config/apps/http/servers/router/routes/0/handle/0"
+            assert client.patch(path, json=hijack).status_code == 200
+
+        actions = supervisor.reconcile()
+
+        assert actions == ["router drift restored (it routed 127.0.0.1:9 1)"]
+        live = caddy.current_config(state.router)
+        assert live["apps"]["http"]["servers"]["router"]["routes"][0]["handle"][0] == (
+            caddy.NOTHING_SERVES
+        )
+        with rollout_ledger(settings) as conn:
+            causes = [c.cause for c in routing_changes(conn)]
+        assert any("drift found" in c and "127.0.0.1:9" in c for c in causes), causes
+        assert "router drift restored: the state's weights again" in causes
+        assert supervisor.reconcile() == []
+    finally:
+        tear_down(settings)

@@ -76,7 +76,6 @@ def container_home(serving_home, tmp_path_factory):
         "EVERGREEN_HOME": str(home),
         "EVERGREEN_LABEL_DELAY_DAYS": str(serving_home.settings.label_delay_days),
         "EVERGREEN_SERVE_PORT": str(free_port()),
-        "EVERGREEN_ROUTER_ADMIN_PORT": str(free_port()),
     }
     for line in evergreen(env, "bento", "prepare").splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -93,7 +92,6 @@ def container_home(serving_home, tmp_path_factory):
         home=home,
         label_delay_days=serving_home.settings.label_delay_days,
         serve_port=int(env["EVERGREEN_SERVE_PORT"]),
-        router_admin_port=int(env["EVERGREEN_ROUTER_ADMIN_PORT"]),
         deploy_target="container",
     ).ensure_dirs()
     yield settings, env, champion, other
