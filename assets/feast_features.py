@@ -186,13 +186,13 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
     window = TrainingWindow.ending_at(
         cutoff, settings.training_window_days, settings.label_delay_days
     )
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-    if entities.empty:
-        raise Failure(f"No labelled transactions in {window}.")
     store = feature_store(settings)
     service = fraud_feature_service(store)
-    table = build_training_set(store, entities, service)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        entities = labelled_transactions(conn, window)
+        if entities.empty:
+            raise Failure(f"No labelled transactions in {window}.")
+        table = build_training_set(store, entities, service, warehouse=conn)
     path = settings.training_sets_dir / f"cutoff={cutoff.isoformat()}" / "training_set.parquet"
     write_table(table, path)
     digest = fingerprint(table)

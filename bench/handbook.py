@@ -197,7 +197,7 @@ def feast_week(settings: EvergreenSettings, store, first_day: dt.date, days: int
     )
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-    return build_training_set(store, entities, FEATURE_SERVICE).to_pandas()
+        return build_training_set(store, entities, FEATURE_SERVICE, warehouse=conn).to_pandas()
 
 
 def run_catboost(

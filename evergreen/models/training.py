@@ -163,9 +163,11 @@ def train_candidate(
     validation: pd.DataFrame,
     seed: int,
     params: dict[str, Any] | None = None,
+    feature_names: list[str] | None = None,
 ) -> TrainedModel:
     """Fit CatBoost (native categoricals) on ``train`` with early stopping on ``validation``,
-    and choose the operating threshold on ``validation``. Same inputs, same model."""
+    and choose the operating threshold on ``validation``. Same inputs, same model.
+    ``feature_names``: a subset of the model's inputs (an ablation); all of them by default."""
     from catboost import CatBoostClassifier, Pool
 
     _require_both_classes(train, "train")
@@ -176,14 +178,15 @@ def train_candidate(
         "random_seed": seed,
         "thread_count": THREAD_COUNT,
     }
-    train_x, validation_x = model_frame(train), model_frame(validation)
+    names = list(feature_names or FEATURE_NAMES)
+    categorical = [c for c in CATEGORICAL_FEATURES if c in names]
+    train_x = model_frame(train, names, categorical)
+    validation_x = model_frame(validation, names, categorical)
     model = CatBoostClassifier(**full_params, allow_writing_files=False, verbose=False)
     began = time.perf_counter()
     model.fit(
-        Pool(train_x, train[LABEL].astype(int), cat_features=CATEGORICAL_FEATURES),
-        eval_set=Pool(
-            validation_x, validation[LABEL].astype(int), cat_features=CATEGORICAL_FEATURES
-        ),
+        Pool(train_x, train[LABEL].astype(int), cat_features=categorical),
+        eval_set=Pool(validation_x, validation[LABEL].astype(int), cat_features=categorical),
     )
     seconds = time.perf_counter() - began
     input_hash = _input_hash(full_params, train_x, train[LABEL], validation_x, validation[LABEL])
@@ -204,6 +207,8 @@ def train_candidate(
         learning_curve=_learning_curve(model),
         feature_importances=_importances(model),
         input_hash=input_hash,
+        feature_names=names,
+        cat_features=categorical,
     )
     scores = trained.predict_proba(validation)
     labels = validation[LABEL].to_numpy(dtype=int)

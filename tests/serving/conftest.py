@@ -43,7 +43,8 @@ def _training_frame(settings: EvergreenSettings, store) -> pd.DataFrame:
     )
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-    return build_training_set(store, entities, fraud_feature_service(store)).to_pandas()
+        service = fraud_feature_service(store)
+        return build_training_set(store, entities, service, warehouse=conn).to_pandas()
 
 
 def _register(settings, split, service, seed: int, params: dict) -> str:
