@@ -148,7 +148,7 @@ def offline_sql(events: str) -> str:
     """DuckDB SQL computing every request-time feature of each row of ``events`` (a relation
     with ``transaction_id, customer_id, terminal_id, amount, tx_us``) from the other rows."""
     selects = []
-    for w, seconds in CARD_WINDOWS.items():
+    for w in CARD_WINDOWS:
         count, total = f"count(*) OVER card_{w}", f"coalesce(sum(amount) OVER card_{w}, 0.0)"
         mean = f"CASE WHEN {count} > 0 THEN {total} / {count} END"
         selects += [

@@ -245,7 +245,10 @@ class RealtimeState:
         marks = ",".join("?" * len(ids))
         found = dict.fromkeys(ids, 0)
         if ids:
-            sql = f"SELECT transaction_id, count(*) FROM {self.events} WHERE transaction_id IN ({marks}) GROUP BY 1"
+            sql = (
+                f"SELECT transaction_id, count(*) FROM {self.events} "
+                f"WHERE transaction_id IN ({marks}) GROUP BY 1"
+            )
             found.update(dict(conn.execute(sql, ids).fetchall()))
         return found
 
