@@ -136,6 +136,7 @@ def bare_app(runtime):
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from evergreen.serving.runtime import OutOfDataTime
     from evergreen.serving.schemas import PredictRequest
 
     async def predict(request):
@@ -144,7 +145,10 @@ def bare_app(runtime):
         except ValidationError as error:
             detail = error.errors(include_url=False, include_context=False, include_input=False)
             return JSONResponse({"detail": detail}, status_code=400)
-        body = runtime.predict(parsed).model_dump_json()
+        try:
+            body = runtime.predict(parsed).model_dump_json()
+        except OutOfDataTime as exc:
+            return JSONResponse({"detail": exc.errors}, status_code=400)
         return Response(body, media_type="application/json")
 
     async def readyz(_):

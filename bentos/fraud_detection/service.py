@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from evergreen.serving.runtime import (
     NotReady,
+    OutOfDataTime,
     ServingRuntime,
     freeze_startup_heap,
     serving_model,
@@ -83,6 +84,8 @@ class FraudDetection:
             answer = self.runtime.predict(request)
         except NotReady as exc:  # BentoML would hide the reason behind a bare 500
             return JSONResponse({"error": f"not ready: {exc}"}, status_code=503)
+        except OutOfDataTime as exc:  # a timestamp that would poison the windows
+            return JSONResponse({"detail": exc.errors}, status_code=400)
         # The same JSON BentoML would write for a PredictResponse, without its generic path.
         return Response(answer.model_dump_json(), media_type="application/json")
 

@@ -257,3 +257,16 @@ def _columns(names: list[str], rows: list[list[Any]]) -> dict[str, list[Any]]:
     if not rows:
         return {name: [] for name in names}
     return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+DAY_EVENTS_SQL = """
+SELECT transaction_id, customer_id, terminal_id, epoch_us(tx_datetime) AS tx_us, amount
+FROM raw_transactions WHERE partition_date = $day
+"""
+
+
+def reconcile_day(state: RealtimeState, warehouse: Any, day: dt.date) -> dict[str, int]:
+    """Reconcile the state with the landed transactions of ``day`` (a DuckDB warehouse
+    connection): ``RealtimeState.reconcile`` of that partition."""
+    table = warehouse.sql(DAY_EVENTS_SQL, params={"day": day}).to_arrow_table()
+    return state.reconcile({name: table[name].to_pylist() for name in table.column_names})

@@ -32,7 +32,11 @@ class Transaction(BaseModel):
     terminal_id: int = Field(ge=0, description="Terminal (Feast entity `terminal`).")
     amount: float = Field(ge=0, allow_inf_nan=False, description="Amount, >= 0.")
     tx_datetime: dt.datetime = Field(
-        description="When the payment happened; ISO 8601, UTC when no offset is given."
+        description=(
+            "When the payment happened; ISO 8601, UTC when no offset is given. At most 1 day "
+            "after and 2 days before the data's current time (the newest transaction the "
+            "online state holds; evergreen.features.realtime), else a 400 naming this field."
+        )
     )
     region: Segment = Field(description="Customer's region (segment).")
     channel: Segment = Field(description="pos, web or mobile (segment).")
