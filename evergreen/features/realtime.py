@@ -36,7 +36,7 @@ US = 1_000_000  # microseconds per second: event times are integer epoch microse
 CARD_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 TERMINAL_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400}
 LONGEST_S = max(CARD_WINDOWS.values())
-MAX_AHEAD = dt.timedelta(days=1)
+MAX_AHEAD = dt.timedelta(days=2)
 MAX_BEHIND = dt.timedelta(days=2)
 RETENTION_S = LONGEST_S + int((MAX_AHEAD + MAX_BEHIND).total_seconds())
 

@@ -33,7 +33,7 @@ class Transaction(BaseModel):
     amount: float = Field(ge=0, allow_inf_nan=False, description="Amount, >= 0.")
     tx_datetime: dt.datetime = Field(
         description=(
-            "When the payment happened; ISO 8601, UTC when no offset is given. At most 1 day "
+            "When the payment happened; ISO 8601, UTC when no offset is given. At most 2 days "
             "after and 2 days before the data's current time (the newest transaction the "
             "online state holds; evergreen.features.realtime), else a 400 naming this field."
         )
