@@ -20,8 +20,8 @@ class DemoPlan:
     history_days: int = 60
     live_days: int = 10
     drift_after: int = 3  # live days before the drift starts
-    replay_per_day: int = 400
-    replay_rate: float = 40.0
+    # Every live payment goes through the router (the request-time state is the real one).
+    replay_rate: float = 200.0
     heartbeat_rate: float = 5.0
     canary_steps: tuple[int, ...] = (25, 100)
     canary_step_seconds: float = 6.0
@@ -38,7 +38,6 @@ class DemoPlan:
             history_days=14,
             live_days=3,
             drift_after=1,
-            replay_per_day=120,
             canary_step_seconds=2.0,
             # 14 days of history: shorter label delay and windows, or no training set fits.
             settings={

@@ -1,5 +1,7 @@
 """A day's payments replayed through the router, each once, at a bounded rate, in the
-background while the pipeline works; every failed request is kept with its reason."""
+background while the pipeline works; every failed request is kept with its reason. Each card's
+payments go from one client in time order, as a card's authorisations arrive: its request-time
+windows then see every earlier payment of the card."""
 
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ class DayReplay:
         interval = self.threads / self.rate
         next_at = time.monotonic() + index / self.rate
         with httpx.Client(timeout=30.0) as client:
-            for tx in self.transactions[index :: self.threads]:
+            mine = [t for t in self.transactions if t["customer_id"] % self.threads == index]
+            for tx in mine:
                 time.sleep(max(0.0, next_at - time.monotonic()))
                 next_at += interval
                 self._send(client, tx)
