@@ -167,20 +167,23 @@ class OnlineReader:
     def _realtime_values(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list]:
         if not self._realtime:
             return {}
-        computed = self.state.read(self._connection(), rows, at)
+        computed = self.state.read(self.connection(), rows, at)
         return {n: computed[n] for names in self._realtime.values() for n in names}
 
-    def _connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the online store (reads, and the state's writes)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             store = EvergreenSqliteOnlineStore()
             conn = self._local.conn = store.connect(self.store.config)
+            conn.execute("PRAGMA busy_timeout = 10000")  # a replica's write waits for another's
+            conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
     def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
         """Features for ``rows`` (join keys and request fields, column lists) at time ``at``:
         the join keys and every feature of the service, one list each."""
-        conn = self._connection()
+        conn = self.connection()
         values: dict[str, list[Any]] = {}
         for lookup in self._lookups:
             values[lookup.request_key] = rows[lookup.request_key]

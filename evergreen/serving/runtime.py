@@ -177,14 +177,16 @@ class ServingRuntime:
         timestamp lies outside the data time's bounds."""
         request_id = uuid.uuid4().hex
         reader = self.reader()
-        self._check_data_time(reader, request.transactions)
+        data_time = self._check_data_time(reader, request.transactions)
         realtime = self.writes_state and bool(reader.view_features.keys() & REALTIME_VIEWS)
         if realtime:  # first: a batch's earlier transactions then count for its later ones
             reader.state.record(
                 [
                     (tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
                     for tx in request.transactions
-                ]
+                ],
+                reader.connection(),
+                data_time,
             )
         batch = score(reader, self.model, request.transactions, request_id)
         if realtime and os.environ.get(EXIT_AFTER_STATE_WRITE_ENV):
@@ -198,11 +200,14 @@ class ServingRuntime:
         )
 
     @staticmethod
-    def _check_data_time(reader: OnlineReader, transactions: list[Transaction]) -> None:
-        """Refuse timestamps that would poison the windows (``realtime.out_of_bounds``)."""
+    def _check_data_time(
+        reader: OnlineReader, transactions: list[Transaction]
+    ) -> dt.datetime | None:
+        """Refuse timestamps that would poison the windows (``realtime.out_of_bounds``);
+        returns the data time read."""
         if not reader.view_features.keys() & REALTIME_VIEWS:
-            return
-        data_time = reader.state.data_time()
+            return None
+        data_time = reader.state.data_time(reader.connection())
         errors = []
         for i, tx in enumerate(transactions):
             why = out_of_bounds(tx.tx_datetime, data_time)
@@ -217,6 +222,7 @@ class ServingRuntime:
                 )
         if errors:
             raise OutOfDataTime(errors)
+        return data_time
 
     def readiness(self) -> Readiness:
         """Ready when the store opens, holds this model's FeatureService version, and answers a
