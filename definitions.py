@@ -14,7 +14,12 @@ from dagster import (
 
 from assets.deployment import deployment
 from assets.evaluation import evaluation_report, promotion_decision
-from assets.feast_features import feature_definitions, online_features, training_set
+from assets.feast_features import (
+    feature_definitions,
+    online_features,
+    training_set,
+    transaction_state,
+)
 from assets.features import customer_spending_features, terminal_risk_features
 from assets.jobs import deploy_job, retrain_job
 from assets.model_monitoring import model_monitoring
@@ -70,6 +75,7 @@ defs = Definitions(
             terminal_risk_features,
             feature_definitions,
             online_features,
+            transaction_state,
             training_set,
             candidate_model,
             evaluation_report,

@@ -135,6 +135,51 @@ def online_features(context: AssetExecutionContext, evergreen: EvergreenResource
     )
 
 
+@asset(
+    partitions_def=daily_partitions,
+    deps=[feature_definitions, raw_transactions],
+    kinds={"feast", "sqlite"},
+    group_name="features",
+    pool=FEAST_POOL,
+    code_version="transaction-state-1",
+    automation_condition=refresh_on_upstream_change(),
+)
+def transaction_state(context: AssetExecutionContext, evergreen: EvergreenResource):
+    """The day's landed transactions reconciled into the request-time state of the online
+    store: those that never reached /predict are added, none twice (the id is the key), events
+    older than the retention are dropped; the request-time windows then hold the whole day."""
+    from evergreen.features.feast_client import feature_store
+    from evergreen.features.realtime import RETENTION_S
+    from evergreen.features.realtime_state import reconcile_day
+    from evergreen.features.sqlite_online_store import realtime_state_of
+    from evergreen.warehouse import connect
+
+    settings = evergreen.settings()
+    _require_applied(settings)
+    day = dt.date.fromisoformat(context.partition_key)
+    state = realtime_state_of(feature_store(settings).config)
+    began = time.perf_counter()
+    try:
+        with connect(settings.warehouse_path, read_only=True) as conn:
+            counts = reconcile_day(state, conn, day)
+        data_time = state.data_time()
+    finally:
+        state.close()
+    seconds = time.perf_counter() - began
+    context.log.info(f"{day}: {counts} in {seconds:.2f} s")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": counts["rows"],
+            **{f"transactions_{name}": n for name, n in counts.items() if name != "rows"},
+            "seconds": round(seconds, 3),
+            "transactions_per_s": round(counts["rows"] / seconds) if seconds else 0,
+            "data_time": MetadataValue.timestamp(data_time) if data_time else "empty",
+            "retention_days": RETENTION_S / 86_400,
+            "online_store": MetadataValue.path(str(settings.online_store_path)),
+        }
+    )
+
+
 def _partition_rows(settings: EvergreenSettings, table, day: dt.date) -> int:
     path = table.partition_path(settings.features_dir, day)
     if not path.exists():
@@ -187,13 +232,13 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
     window = TrainingWindow.ending_at(
         cutoff, settings.training_window_days, settings.label_delay_days
     )
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-    if entities.empty:
-        raise Failure(f"No labelled transactions in {window}.")
     store = feature_store(settings)
     service = fraud_feature_service(store)
-    table = build_training_set(store, entities, service)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        entities = labelled_transactions(conn, window)
+        if entities.empty:
+            raise Failure(f"No labelled transactions in {window}.")
+        table = build_training_set(store, entities, service, warehouse=conn)
     path = settings.training_set_path(cutoff)
     write_table(table, path)
     digest = fingerprint(table)

@@ -55,8 +55,7 @@ def full_plan(scenario: str):
         live_days=35,
         drift_after=5,
         scenario=scenario,
-        replay_per_day=10**9,  # every payment of the day
-        replay_batch=500,
+        replay_batch=500,  # every payment of the day, 500 to a request
         replay_rate=20.0,
         canary_step_seconds=6.0,
     )

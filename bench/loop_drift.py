@@ -137,10 +137,11 @@ def model_inputs(settings: EvergreenSettings, window) -> pd.DataFrame:
     from evergreen.features.training_set import build_training_set, labelled_transactions
     from evergreen.warehouse import connect
 
+    store = feature_store(settings)
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-    store = feature_store(settings)
-    return build_training_set(store, entities, fraud_feature_service(store)).to_pandas()
+        table = build_training_set(store, entities, fraud_feature_service(store), warehouse=conn)
+    return table.to_pandas()
 
 
 def crown_reference_model(world: DriftWorld) -> tuple[str, pd.DataFrame]:

@@ -85,10 +85,10 @@ def online_and_training_split(settings: EvergreenSettings, days: int, window_day
     store = feature_store(settings)
     materialize_day(store, _day(days - 2))
     window = TrainingWindow.ending_at(_day(days - 1), window_days, settings.label_delay_days)
+    service = fraud_feature_service(store)
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-    service = fraud_feature_service(store)
-    frame = build_training_set(store, entities, service).to_pandas()
+        frame = build_training_set(store, entities, service, warehouse=conn).to_pandas()
     return split_by_time(frame, 2, 2), service
 
 

@@ -18,6 +18,6 @@ _settings.feast_dir.mkdir(parents=True, exist_ok=True)  # Feast creates the regi
 _definitions = feast_definitions(_settings.features_dir.resolve())
 
 customer, terminal = _definitions.entities
-customer_spending, terminal_risk = _definitions.feature_views
+customer_spending, terminal_risk, card_activity, terminal_activity = _definitions.feature_views
 transaction_time_features, amount_vs_customer_habits = _definitions.on_demand_feature_views
 fraud_detection = _definitions.feature_service

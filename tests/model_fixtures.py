@@ -54,10 +54,11 @@ def training_frame(pipeline_home):
 
     s = asset_settings(pipeline_home)
     window = TrainingWindow.ending_at(CUTOFF, s.training_window_days, s.label_delay_days)
+    store = feature_store(s)
     with connect(s.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-    store = feature_store(s)
-    return build_training_set(store, entities, fraud_feature_service(store)).to_pandas()
+        table = build_training_set(store, entities, fraud_feature_service(store), warehouse=conn)
+    return table.to_pandas()
 
 
 @pytest.fixture(scope="session")

@@ -102,7 +102,8 @@ class FraudDetection:
             answer = self.runtime.predict(request)
         except NotReady as exc:  # BentoML would hide the reason behind a bare 500
             return JSONResponse({"error": f"not ready: {exc}"}, status_code=503)
-        except RequestRejected as exc:  # the same 400 as a validation error
+        except RequestRejected as exc:  # the same 400 as a validation error (a day outside the
+            # served days, or a timestamp that would poison the request-time windows)
             body = {"error": f"{len(exc.errors)} transaction(s) refused", "detail": exc.errors}
             return JSONResponse(body, status_code=400)
         for prediction in answer.predictions:

@@ -23,10 +23,11 @@ class DemoPlan:
     drift_after: int = 3  # live days before the drift starts
     # The drift scenario (``evergreen.simulator.scenarios``): concept, covariate, gradual, none.
     scenario: str = DEFAULT_SCENARIO
-    replay_per_day: int = 400
-    replay_batch: int = 1  # transactions per request (a batch request holds up to 1,000)
+    # Every live payment goes through the router (the request-time state is the real one, and
+    # served AP per day needs them all), one per request or ``replay_batch`` to a request.
+    replay_batch: int = 1
+    replay_rate: float = 200.0  # requests per second
     ticks_per_day: int = 2  # daemon ticks per live day: the second sees what the first made
-    replay_rate: float = 40.0
     heartbeat_rate: float = 5.0
     canary_steps: tuple[int, ...] = (25, 100)
     canary_step_seconds: float = 6.0
@@ -44,7 +45,6 @@ class DemoPlan:
             history_days=14,
             live_days=8,
             drift_after=1,
-            replay_per_day=100_000,  # every payment: served AP per day needs them all
             replay_batch=100,
             canary_step_seconds=2.0,
             # 14 days of history: shorter label delay and windows, or no training set fits.

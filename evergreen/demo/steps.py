@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 from dagster import DagsterInstance
 
 from evergreen.demo.driver import LoopDriver, RequestedRun
@@ -61,10 +59,13 @@ class DemoRun:
         with self._status("Backfilling the feature tables"):
             features = assets_named("customer_spending_features", "terminal_risk_features")
             materialize_partitions(features, keys, self.settings, self.instance)
-        with self._status("Feast apply, newest day online"):
-            definitions, online = assets_named("feature_definitions", "online_features")
+        with self._status("Feast apply, newest day online, the transactions' state"):
+            definitions, online, state = assets_named(
+                "feature_definitions", "online_features", "transaction_state"
+            )
             materialize_partitions([definitions], [None], self.settings, self.instance)
             materialize_partitions([online], keys[-1:], self.settings, self.instance)
+            materialize_partitions([state], keys, self.settings, self.instance)
         self.driver.settle()
 
     def first_model(self) -> None:
@@ -81,7 +82,9 @@ class DemoRun:
 
         self.summary_data.frozen_model = ModelRegistry(self.settings).champion().tag
         self.url = Supervisor(self.settings).serving_url()
-        self.heartbeat = LoadLoop(self.url, rate=self.plan.heartbeat_rate, threads=1).start()
+        self.heartbeat = LoadLoop(self.url, rate=self.plan.heartbeat_rate, threads=1)
+        self._heartbeat_at(self.world.day(self.plan.history_days))
+        self.heartbeat.start()
         self.console.print(f"Serving {self.summary_data.frozen_model} at {self.url}")
 
     def live(self) -> None:
@@ -92,9 +95,10 @@ class DemoRun:
         first = self.plan.history_days
         for i in range(first, first + self.plan.live_days):
             day = self.world.day(i)
-            sample = self._sample(self.world.transactions(day))
+            self._heartbeat_at(day)
+            payments = self.world.transactions(day)
             replay = DayReplay(
-                self.url, sample, self.plan.replay_rate, batch=self.plan.replay_batch
+                self.url, payments, self.plan.replay_rate, batch=self.plan.replay_batch
             )
             replay = replay.start().join()
             self.summary_data.requests += replay.sent
@@ -154,10 +158,18 @@ class DemoRun:
         with self._status(f"Oracle: one model a day, {first}..{last}"):
             write_oracle_scores(self.settings, first, last)
 
-    def _sample(self, transactions: list[dict]) -> list[dict]:
-        n = min(self.plan.replay_per_day, len(transactions))
-        chosen = sorted(random.Random(self.settings.seed).sample(range(len(transactions)), n))
-        return [transactions[i] for i in chosen]
+    def _heartbeat_at(self, day) -> None:
+        """The heartbeat's payments in the hour before ``day`` begins (data time, not the wall
+        clock: the data's current time bounds a request's timestamp), on cards and terminals
+        no simulated payment has, so real windows never count them."""
+        import datetime as dt
+
+        from evergreen.rollout.load import synthetic_transactions
+
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        self.heartbeat.payloads = synthetic_transactions(
+            2000, self.settings.seed, at=start, entity_base=10**12
+        )
 
     def _report(self, label: str, runs: list[RequestedRun]) -> None:
         """One line a day: how many runs, and what the loop's sensors set off."""

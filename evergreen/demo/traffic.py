@@ -1,5 +1,7 @@
 """A day's payments replayed through the router, each once, at a bounded rate, in the
-background while the pipeline works; every failed request is kept with its reason."""
+background while the pipeline works; every failed request is kept with its reason. Each card's
+payments go from one client in time order, as a card's authorisations arrive: its request-time
+windows then see every earlier payment of the card."""
 
 from __future__ import annotations
 
@@ -28,15 +30,12 @@ class DayReplay:
     ):
         self.url = url.rstrip("/") + "/predict"
         self.rate, self.threads = rate, threads
-        # One request per transaction, or per batch of ``batch`` ({"transactions": [...]}).
-        self.transactions = (
-            transactions
-            if batch <= 1
-            else [
-                {"transactions": transactions[i : i + batch]}
-                for i in range(0, len(transactions), batch)
-            ]
-        )
+        # Each client's share: whole cards, in time order; one request per transaction, or per
+        # ``batch`` of them ({"transactions": [...]}).
+        self.requests = [
+            _batched([t for t in transactions if t["customer_id"] % threads == index], batch)
+            for index in range(threads)
+        ]
         self.result = ReplayResult()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -58,7 +57,7 @@ class DayReplay:
         interval = self.threads / self.rate
         next_at = time.monotonic() + index / self.rate
         with httpx.Client(timeout=30.0) as client:
-            for tx in self.transactions[index :: self.threads]:
+            for tx in self.requests[index]:
                 time.sleep(max(0.0, next_at - time.monotonic()))
                 next_at += interval
                 self._send(client, tx)
@@ -76,3 +75,12 @@ class DayReplay:
             if error:
                 first = tx.get("transactions", [tx])[0]["transaction_id"]
                 self.result.failed.append(f"request from transaction {first}: {error}")
+
+
+def _batched(transactions: list[dict], batch: int) -> list[dict]:
+    """The transactions as request bodies: each alone, or ``batch`` to a request."""
+    if batch <= 1:
+        return transactions
+    return [
+        {"transactions": transactions[i : i + batch]} for i in range(0, len(transactions), batch)
+    ]

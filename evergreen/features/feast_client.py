@@ -21,6 +21,7 @@ from feast.repo_operations import apply_total_with_repo_instance
 
 from evergreen.features.feast_objects import FeastDefinitions, feast_definitions
 from evergreen.features.online_reader import OnlineReader as OnlineReader  # the public home
+from evergreen.features.realtime import is_realtime
 from evergreen.features.repo import (
     FEATURE_REPO,
     FEATURE_SERVICE,
@@ -104,9 +105,14 @@ class ApplyReport:
 def _repo_contents(project: str, definitions: FeastDefinitions) -> RepoContents:
     from feast.feature_view import DUMMY_ENTITY
 
+    sources = {}
+    for view in definitions.feature_views:
+        for source in (view.batch_source, view.stream_source):
+            if source is not None:
+                sources.setdefault(source.name, source)
     return RepoContents(
         projects=[Project(name=project)],
-        data_sources=[fv.batch_source for fv in definitions.feature_views],
+        data_sources=list(sources.values()),
         feature_views=definitions.feature_views,
         on_demand_feature_views=definitions.on_demand_feature_views,
         stream_feature_views=[],
@@ -150,11 +156,15 @@ def apply_definitions(settings: EvergreenSettings, force: bool = False) -> Apply
 
 
 def materialize_day(store: FeatureStore, day: dt.date, views: list[str] | None = None) -> None:
-    """Load the feature rows of ``day`` (event time = the next midnight) into the online store.
+    """Load the feature rows of ``day`` (event time = the next midnight) into the online store:
+    the daily views (``views`` None) or those named; the request-time views have no rows to
+    load (their state is written by serving and ``reconcile_day``).
 
     Feast prints its progress to stdout, a dozen lines per day in the terminal of ``make
     demo``; they go to the debug log (the asset's metadata says what was loaded)."""
     at = known_at(day)
+    if views is None:
+        views = [v.name for v in store.list_feature_views() if not is_realtime(v)]
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         store.materialize(start_date=at, end_date=at, feature_views=views)
     if printed.getvalue().strip():
@@ -163,7 +173,12 @@ def materialize_day(store: FeatureStore, day: dt.date, views: list[str] | None =
 
 def newest_online(store: FeatureStore) -> dt.datetime | None:
     """The latest event time any feature view has been materialized up to, if any."""
-    ends = [end for fv in store.list_feature_views() for _, end in fv.materialization_intervals]
+    ends = [
+        end
+        for fv in store.list_feature_views()
+        if not is_realtime(fv)
+        for _, end in fv.materialization_intervals
+    ]
     return max(ends, default=None)
 
 

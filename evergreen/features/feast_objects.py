@@ -23,12 +23,14 @@ from feast import (
     FeatureView,
     Field,
     FileSource,
+    PushSource,
     RequestSource,
     ValueType,
 )
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.types import Float64, Int64, UnixTimestamp
 
+from evergreen.features import realtime
 from evergreen.features.repo import (
     FEATURE_SERVICE,
     FEATURE_TABLES,
@@ -41,6 +43,7 @@ from evergreen.features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, Featur
 # in one unit (days or hours): Feast's DuckDB join fails on a mixed interval such as 1 day 6 h.
 FEATURE_TTL = dt.timedelta(days=2)
 _FEAST_TYPES = {pa.int64(): Int64, pa.float64(): Float64}
+_REALTIME_TYPES = {"int": Int64, "float": Float64}
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,65 @@ def _feature_view(table: FeatureTable, entity: Entity, features_dir: Path) -> Fe
         online=True,
         description=table.description,
     )
+
+
+def _transactions_source(features_dir: Path) -> PushSource:
+    """Where the request-time views' events come from: each transaction ``/predict`` scores
+    (pushed into the online state before it answers) and, in batch, the landed transaction
+    files (the warehouse's ``raw_transactions``)."""
+    landed = features_dir.resolve().parent / "landing" / "transactions" / "date=*" / "*.parquet"
+    return PushSource(
+        name="transactions",
+        batch_source=FileSource(
+            name="landed_transactions",
+            path=str(landed),
+            timestamp_field="tx_datetime",
+            description="The landing zone's daily transaction files.",
+        ),
+        description="Transactions as they are scored, and as they land in batch.",
+    )
+
+
+def _realtime_view(
+    name: str, entity: Entity, features: dict[str, str], source: PushSource, description: str
+) -> FeatureView:
+    """A view computed at request time from the online state (``evergreen.features.realtime``):
+    tagged so that the online reader and the training set compute it, not Feast's row read."""
+    schema = [Field(name=entity.join_key, dtype=Int64)]
+    schema += [Field(name=n, dtype=_REALTIME_TYPES[t]) for n, t in features.items()]
+    windows = realtime.CARD_WINDOWS if name == realtime.CARD_VIEW else realtime.TERMINAL_WINDOWS
+    return FeatureView(
+        name=name,
+        entities=[entity],
+        ttl=dt.timedelta(seconds=realtime.LONGEST_S),
+        schema=schema,
+        source=source,
+        online=True,
+        tags={realtime.COMPUTED_TAG: realtime.COMPUTED, "windows": ",".join(windows)},
+        description=description,
+    )
+
+
+def _realtime_views(entities: list[Entity], features_dir: Path) -> list[FeatureView]:
+    customer, terminal = entities
+    source = _transactions_source(features_dir)
+    return [
+        _realtime_view(
+            realtime.CARD_VIEW,
+            customer,
+            realtime.card_feature_types(),
+            source,
+            "The card's transactions before this one over 1 h, 24 h, 7 d and 30 d: count, total, "
+            "mean, this amount over the mean; seconds since its previous transaction.",
+        ),
+        _realtime_view(
+            realtime.TERMINAL_VIEW,
+            terminal,
+            realtime.terminal_feature_types(),
+            source,
+            "The terminal's transactions before this one over 1 h and 24 h.",
+        ),
+    ]
 
 
 # The on-demand transformations run in training (on the joined frame) and in serving (on the
@@ -199,6 +261,7 @@ def feast_definitions(features_dir: Path) -> FeastDefinitions:
         _feature_view(t, e, features_dir) for t, e in zip(FEATURE_TABLES, entities, strict=True)
     ]
     request_views = _request_features(views[0])
+    views += _realtime_views(entities, features_dir)
     service = FeatureService(
         name=FEATURE_SERVICE,
         features=[*views, *request_views],

@@ -37,11 +37,14 @@ from feast.type_map import (
 )
 from feast.value_type import ValueType
 
+from evergreen.features.realtime import is_realtime
+from evergreen.features.realtime_state import RealtimeState
 from evergreen.features.repo import FEATURE_SERVICE
 from evergreen.features.sqlite_online_store import (
     EvergreenSqliteOnlineStore,
     EvergreenSqliteOnlineStoreConfig,
     join_key,
+    realtime_state_of,
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -99,6 +102,8 @@ class OnlineReader:
     derived_from: dict[str, tuple[list[str], list[str]]]  # on-demand view -> (views, outputs)
     fast: bool = True  # Evergreen's SQLite store: plain SQL; otherwise through Feast
     _lookups: list[_ViewLookup] = field(default_factory=list, repr=False)
+    _realtime: dict[str, list[str]] = field(default_factory=dict, repr=False)  # view -> features
+    _state: RealtimeState | None = field(default=None, repr=False)
     _derived: list[_Derived] = field(default_factory=list, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
@@ -135,6 +140,10 @@ class OnlineReader:
     def _add_view(self, projection: Any, names: list[str]) -> None:
         config = self.store.config
         view = self.store.get_feature_view(projection.name)
+        if is_realtime(view):  # computed from the transaction state at the request's time
+            self._realtime[view.name] = names
+            self.view_features[projection.name] = names
+            return
         key = projection.join_key_map.get(join_key(view), join_key(view))
         sql = EvergreenSqliteOnlineStore().select_sql(config, view, names) if self.fast else ""
         self._lookups.append(_ViewLookup(view.name, sql, key, names, view.ttl))
@@ -150,11 +159,27 @@ class OnlineReader:
         self._derived.append(_Derived(view, request, outputs))
         self.derived_from[view.name] = (list(view.source_feature_view_projections), names)
 
-    def _connection(self) -> sqlite3.Connection:
+    @property
+    def state(self) -> RealtimeState:
+        """The request-time state in this store's online store file."""
+        if self._state is None:
+            self._state = realtime_state_of(self.store.config)
+        return self._state
+
+    def _realtime_values(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list]:
+        if not self._realtime:
+            return {}
+        computed = self.state.read(self.connection(), rows, at)
+        return {n: computed[n] for names in self._realtime.values() for n in names}
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the online store (reads, and the state's writes)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             store = EvergreenSqliteOnlineStore()
             conn = self._local.conn = store.connect(self.store.config)
+            conn.execute("PRAGMA busy_timeout = 10000")  # a replica's write waits for another's
+            conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
     def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
@@ -162,11 +187,12 @@ class OnlineReader:
         the join keys and every feature of the service, one list each."""
         if not self.fast:
             return self.read_through_feast(rows, at)
-        conn = self._connection()
+        conn = self.connection()
         values: dict[str, list[Any]] = {}
         for lookup in self._lookups:
             values[lookup.request_key] = rows[lookup.request_key]
             values.update(_lookup(conn, lookup, rows, at))
+        values.update(self._realtime_values(rows, at))
         for derived in self._derived:
             values.update(_derive(derived, rows, values))
         return values
@@ -176,7 +202,9 @@ class OnlineReader:
     ) -> dict[str, list[Any]]:
         """The same read through Feast's ``get_online_features`` (for parity tests and as the
         benchmark's reference): a view's row older than its TTL at ``at`` reads as None, and
-        so do the on-demand outputs computed from that view."""
+        so do the on-demand outputs computed from that view. The request-time views have no
+        Feast read (their values are computed from the state at ``at``): they come from the
+        same computation as ``read``."""
         response = self.store.get_online_features(features=self.service, entity_rows=rows)
         names = list(response.proto.metadata.feature_names.val)
         vectors = dict(zip(names, response.proto.results, strict=True))
@@ -188,8 +216,12 @@ class OnlineReader:
             expired[lookup.name] = [not ts.seconds or ts.seconds < oldest for ts in stamps]
             _blank(values, lookup.features, expired[lookup.name])
         for sources, features in self.derived_from.values():
-            stale = [any(expired[s][i] for s in sources) for i in range(len(values[features[0]]))]
+            stale = [
+                any(expired.get(s, [False] * (i + 1))[i] for s in sources)
+                for i in range(len(values[features[0]]))
+            ]
             _blank(values, features, stale)
+        values.update(self._realtime_values(rows, at))
         return values
 
 

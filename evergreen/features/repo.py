@@ -25,6 +25,8 @@ FEATURE_SERVICE = "fraud_detection"
 _DEFINITION_FILES = (
     Path(__file__).with_name("feast_objects.py"),
     Path(__file__).with_name("sqlite_online_store.py"),  # its table layout is created by apply
+    Path(__file__).with_name("realtime.py"),  # the request-time views' windows and features
+    Path(__file__).with_name("realtime_state.py"),  # their state's layout, created by apply
     FEATURE_REPO / "evergreen_repo.py",
     FEATURE_STORE_YAML,
 )

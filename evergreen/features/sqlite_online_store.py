@@ -51,6 +51,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.value_type import ValueType
 
+from evergreen.features import realtime_state
+from evergreen.features.realtime import is_realtime
+
 Row = tuple[EntityKeyProto, dict[str, ValueProto], dt.datetime, dt.datetime | None]
 # Feast value type -> (SQLite column type, ValueProto field): the scalar types this store keeps.
 _COLUMNS = {
@@ -163,6 +166,7 @@ class EvergreenSqliteOnlineStore(SqliteOnlineStore):
         progress: Callable[[int], Any] | None,
     ) -> None:
         """Feast's write interface (its own engine, push, ``write_to_online_store``)."""
+        _not_realtime(table, "rows written through Feast")
         join_key(table)
         names = [n for n, _ in feature_columns(table)]
         rows = [
@@ -181,6 +185,7 @@ class EvergreenSqliteOnlineStore(SqliteOnlineStore):
     def online_write_arrow(self, config: RepoConfig, table: FeatureView, rows: pa.Table) -> int:
         """Upsert the view's source rows (join key, features, timestamps) straight from Arrow,
         without protobufs, in one transaction; returns the number of rows."""
+        _not_realtime(table, "rows materialized")
         if table.batch_source is None:
             raise ValueError(f"Feature view {table.name} has no batch source.")
         rows = rows.sort_by(join_key(table))  # once: then every chunk is a key range
@@ -225,7 +230,11 @@ class EvergreenSqliteOnlineStore(SqliteOnlineStore):
         entity_keys: list[EntityKeyProto],
         requested_features: list[str] | None = None,
     ) -> list[tuple[dt.datetime | None, dict[str, ValueProto] | None]]:
-        """Feast's read interface: each entity's row as ValueProtos, in request order."""
+        """Feast's read interface: each entity's row as ValueProtos, in request order. A
+        request-time view has no rows (it is computed from the state at a transaction's time:
+        ``OnlineReader``), so Feast reads it as missing."""
+        if is_realtime(table):
+            return [(None, None)] * len(entity_keys)
         keys = [_python(k.entity_values[0]) for k in entity_keys]
         columns = feature_columns(table)
         if requested_features is not None:
@@ -249,8 +258,11 @@ class EvergreenSqliteOnlineStore(SqliteOnlineStore):
         conn = self._get_conn(config)
         conn.execute("PRAGMA journal_mode = WAL")
         with conn:
+            if any(is_realtime(t) for t in tables_to_keep):
+                realtime_state.create_tables(conn, config.project)
             for table in tables_to_keep:
-                self._create(conn, config, table)
+                if not is_realtime(table):
+                    self._create(conn, config, table)
             for table in tables_to_delete:
                 conn.execute(f"DROP TABLE IF EXISTS {self.table_name(config, table)}")
 
@@ -274,6 +286,21 @@ class EvergreenSqliteOnlineStore(SqliteOnlineStore):
         return []
 
 
+def _not_realtime(table: FeatureView, what: str) -> None:
+    if is_realtime(table):
+        raise ValueError(
+            f"Feature view {table.name} is computed at request time from the transaction "
+            f"state (evergreen.features.realtime_state), not from {what}."
+        )
+
+
+def realtime_state_of(config: RepoConfig) -> realtime_state.RealtimeState:
+    """The request-time state in this store's SQLite file."""
+    return realtime_state.RealtimeState(
+        EvergreenSqliteOnlineStore()._get_db_path(config), config.project
+    )
+
+
 def _as_protos(
     row: tuple | None, fields: list[tuple[str, str]]
 ) -> tuple[dt.datetime | None, dict[str, ValueProto] | None]:
@@ -292,6 +319,7 @@ def _typed(field: str, value: Any) -> Any:
 
 __all__ = [
     "EvergreenSqliteOnlineStore",
+    "realtime_state_of",
     "EvergreenSqliteOnlineStoreConfig",
     "feature_columns",
     "join_key",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -68,24 +69,47 @@ def labelled_transactions(conn: duckdb.DuckDBPyConnection, window: TrainingWindo
     return frame
 
 
+def daily_feature_refs(store: FeatureStore, service: FeatureService) -> list[str]:
+    """The service's feature references except the request-time views' (which Feast cannot
+    join: they are computed from the transactions), on-demand views included: what Feast's
+    own ``get_historical_features`` can retrieve of the service."""
+    from evergreen.features.realtime import is_realtime
+
+    computed = {v.name for v in store.list_feature_views() if is_realtime(v)}
+    return [
+        f"{p.name_to_use()}:{f.name}"
+        for p in service.feature_view_projections
+        if p.name not in computed
+        for f in p.features
+    ]
+
+
 def build_training_set(
-    store: FeatureStore, entities: pd.DataFrame, service: FeatureService | str
+    store: FeatureStore,
+    entities: pd.DataFrame,
+    service: FeatureService | str,
+    warehouse: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
     """Point-in-time join of the entity frame to the FeatureService, ordered by transaction.
 
-    The same table as ``get_historical_features(features=service).to_arrow()``, in two steps:
-    Feast's join of the service's feature views, then the service's on-demand views on just the
-    columns they read (``on_demand.with_on_demand_features``: Feast's own job would convert the
-    whole joined table to Python objects once per view, most of a training set's time)."""
+    The daily views: the same table as ``get_historical_features(features=service)``, in two
+    steps: Feast's join of the service's feature views, then the service's on-demand views on
+    just the columns they read (``on_demand.with_on_demand_features``: Feast's own job would
+    convert the whole joined table to Python objects once per view, most of a training set's
+    time). The request-time views (``realtime``): computed from the ``warehouse``'s
+    transactions at each transaction's own time by ``realtime.training_features``, the values
+    the online state held when it was scored."""
     from evergreen.features.on_demand import with_on_demand_features
+    from evergreen.features.realtime import is_realtime
 
     if isinstance(service, str):
         service = store.get_feature_service(service)
     on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
+    computed = {v.name for v in store.list_feature_views() if is_realtime(v)}
     refs = [
         f"{p.name_to_use()}:{f.name}"
         for p in service.feature_view_projections
-        if p.name not in on_demand
+        if p.name not in on_demand and p.name not in computed
         for f in p.features
     ]
     table = store.get_historical_features(entity_df=entities, features=refs).to_arrow()
@@ -93,4 +117,36 @@ def build_training_set(
         if projection.name in on_demand:
             wanted = {f.name for f in projection.features}
             table = with_on_demand_features(table, on_demand[projection.name], wanted)
-    return table.sort_by("transaction_id")
+    table = table.sort_by("transaction_id")
+    wanted = [
+        f.name for p in service.feature_view_projections if p.name in computed for f in p.features
+    ]
+    if wanted:
+        table = _with_realtime(table, wanted, warehouse)
+    return table
+
+
+def _with_realtime(
+    table: pa.Table, wanted: list[str], warehouse: duckdb.DuckDBPyConnection | None
+) -> pa.Table:
+    """``table`` (ordered by transaction id) with the request-time features appended."""
+    from evergreen.features.realtime import training_features
+
+    if warehouse is None:
+        raise ValueError(
+            "The FeatureService has request-time views: build_training_set needs the "
+            "warehouse connection (warehouse=...) to compute them from its transactions."
+        )
+    stamps = table["tx_datetime"] if "tx_datetime" in table.column_names else None
+    stamps = stamps if stamps is not None else table["event_timestamp"]
+    first = pc.min(stamps).as_py().date()
+    last = pc.max(stamps).as_py().date()
+    computed = training_features(warehouse, table["transaction_id"], first, last)
+    if not computed["transaction_id"].equals(table["transaction_id"]):
+        raise ValueError(
+            f"{table.num_rows - computed.num_rows} transaction(s) of the entity frame are not "
+            "in the warehouse's raw_transactions: their request-time features are unknown"
+        )
+    for name in wanted:
+        table = table.append_column(name, computed[name])
+    return table

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from evergreen.features.realtime import REALTIME_FEATURES
+
 CUSTOMER_FEATURES = [
     "customer_n_tx_1d",
     "customer_n_tx_7d",
@@ -37,7 +39,22 @@ REQUEST_FEATURES = [  # the on-demand views, computed from the request itself
     "amount_to_avg_30d",
     "amount_zscore_30d",
 ]
-NUMERIC_FEATURES: list[str] = ["amount", *CUSTOMER_FEATURES, *TERMINAL_FEATURES, *REQUEST_FEATURES]
+NUMERIC_FEATURES: list[str] = [
+    "amount",
+    *CUSTOMER_FEATURES,
+    *TERMINAL_FEATURES,
+    *REQUEST_FEATURES,
+    *REALTIME_FEATURES,  # the card's and terminal's transactions up to this one (request time)
+]
+DAILY_ONLY_FEATURES: list[str] = [  # an ablation: without the request-time aggregates
+    "amount",
+    *CUSTOMER_FEATURES,
+    *TERMINAL_FEATURES,
+    *REQUEST_FEATURES,
+    "region",
+    "channel",
+    "card_type",
+]
 CATEGORICAL_FEATURES: list[str] = ["region", "channel", "card_type"]
 FEATURE_NAMES: list[str] = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
 MISSING_CATEGORY = "<missing>"

@@ -249,10 +249,12 @@ def train_candidate(
     seed: int,
     params: dict[str, Any] | None = None,
     adaptation: Adaptation | None = None,
+    feature_names: list[str] | None = None,
 ) -> TrainedModel:
     """Fit CatBoost (native categoricals) on ``train`` with early stopping on ``validation``,
     and choose the operating threshold on ``validation``. Same inputs, same model.
-    ``adaptation`` weights the rows of a confirmed drift's days (``Adaptation.weights``)."""
+    ``adaptation`` weights the rows of a confirmed drift's days (``Adaptation.weights``);
+    ``feature_names``: a subset of the model's inputs (an ablation); all of them by default."""
     from catboost import CatBoostClassifier, Pool
 
     _require_both_classes(train, "train")
@@ -263,17 +265,20 @@ def train_candidate(
         "random_seed": seed,
         "thread_count": THREAD_COUNT,
     }
-    train_x, validation_x = model_frame(train), model_frame(validation)
+    names = list(feature_names or FEATURE_NAMES)
+    categorical = [c for c in CATEGORICAL_FEATURES if c in names]
+    train_x = model_frame(train, names, categorical)
+    validation_x = model_frame(validation, names, categorical)
     model = CatBoostClassifier(**full_params, allow_writing_files=False, verbose=False)
     began = time.perf_counter()
     train_w = adaptation.weights(train) if adaptation else None
     validation_w = adaptation.weights(validation) if adaptation else None
     model.fit(
-        Pool(train_x, train[LABEL].astype(int), cat_features=CATEGORICAL_FEATURES, weight=train_w),
+        Pool(train_x, train[LABEL].astype(int), cat_features=categorical, weight=train_w),
         eval_set=Pool(
             validation_x,
             validation[LABEL].astype(int),
-            cat_features=CATEGORICAL_FEATURES,
+            cat_features=categorical,
             weight=validation_w,
         ),
     )
@@ -300,6 +305,8 @@ def train_candidate(
         feature_importances=_importances(model),
         input_hash=input_hash,
         adaptation=adaptation.to_dict() if adaptation else {},
+        feature_names=names,
+        cat_features=categorical,
     )
     scores = trained.predict_proba(validation)
     labels = validation[LABEL].to_numpy(dtype=int)

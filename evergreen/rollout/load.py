@@ -23,15 +23,20 @@ CHANNELS = ("pos", "web", "mobile")
 CARD_TYPES = ("debit", "credit", "prepaid")
 
 
-def synthetic_transactions(n: int, seed: int) -> list[dict]:
-    """``n`` valid request bodies (one transaction each), seeded; amounts log-normal."""
+def synthetic_transactions(
+    n: int, seed: int, at: dt.datetime | None = None, entity_base: int = 0
+) -> list[dict]:
+    """``n`` valid request bodies (one transaction each), seeded; amounts log-normal; times in
+    the hour before ``at`` (default: now). ``entity_base``: added to the card and terminal ids,
+    so a heartbeat can use cards and terminals no real payment has (their request-time windows
+    then never mix with real ones)."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    now = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0, tzinfo=None)
     return [
         {
             "transaction_id": 10**9 + seed * 10**6 + i,
-            "customer_id": rng.randrange(5000),
-            "terminal_id": rng.randrange(10000),
+            "customer_id": entity_base + rng.randrange(5000),
+            "terminal_id": entity_base + rng.randrange(10000),
             "amount": round(rng.lognormvariate(4.0, 0.8), 2),
             "tx_datetime": (now - dt.timedelta(seconds=rng.randrange(3600))).isoformat(),
             "region": rng.choice(REGIONS),

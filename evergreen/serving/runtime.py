@@ -4,6 +4,13 @@ The BentoML service (``bentos/fraud_detection/service.py``) and the bare Starlet
 benchmark both wrap one ``ServingRuntime``; neither adds logic of its own. The online store is
 opened lazily and re-tried, so a replica started before ``feast apply`` comes up not ready (and
 says why) rather than crashing.
+
+A request, in order: its timestamps checked against the data time (``OutOfDataTime``, a 400),
+the transactions written to the request-time state (idempotent per transaction id), the
+features read (the request-time windows count only events before each transaction's time, so
+a batch's earlier transactions count for its later ones and none for itself), the prediction
+log, the answer. A replica killed after the state write and before the answer leaves the state as it
+would be after the answer; the router's retry finds its transaction there and counts it once.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evergreen.features.realtime import CARD_VIEW, TERMINAL_VIEW, out_of_bounds
 from evergreen.serving.prediction_log import PredictionLog, prediction_records
 from evergreen.serving.schemas import PredictRequest, PredictResponse, Transaction
 from evergreen.serving.scoring import ServingModel, score
@@ -31,6 +39,12 @@ if TYPE_CHECKING:
 PROBE_ID = 2**62
 _RETRY_OPEN_S = 2.0
 PREDICTIONS_DIR_ENV = "EVERGREEN_PREDICTIONS_DIR"
+# "off": score without writing the request-time state (the infra validation's replay of shifted
+# copies of landed transactions must not enter the live state).
+STATE_WRITES_ENV = "EVERGREEN_STATE_WRITES"
+# Fault injection for the kill test: exit the process right after the state write.
+EXIT_AFTER_STATE_WRITE_ENV = "EVERGREEN_FAULT_EXIT_AFTER_STATE_WRITE"
+REALTIME_VIEWS = {CARD_VIEW, TERMINAL_VIEW}
 PREDICT_THREADS = 1  # one request's rows: threads cost more than they save
 
 
@@ -45,6 +59,11 @@ class RequestRejected(ValueError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(f"{e['loc']}: {e['msg']}" for e in errors))
         self.errors = errors
+
+
+class OutOfDataTime(RequestRejected):
+    """Transactions whose timestamps are too far from the data's current time (they would
+    poison the request-time windows)."""
 
 
 def served_days(
@@ -149,6 +168,7 @@ class ServingRuntime:
         self._open_error = ""
         self._opened_at = 0.0
         self._lock = threading.Lock()
+        self.writes_state = os.environ.get(STATE_WRITES_ENV, "on").lower() != "off"
 
     def open(self) -> ServingRuntime:
         """Open the online store now (importing Feast takes seconds: better at start-up than
@@ -187,11 +207,27 @@ class ServingRuntime:
         self._reader = reader
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        """Score a request's transactions and append them to the prediction log; raises
-        ``RequestRejected`` for a day outside ``served_days``."""
+        """Score a request's transactions, add them to the request-time state and append them
+        to the prediction log. Raises ``RequestRejected`` (nothing scored or written) for a day
+        outside ``served_days`` and ``OutOfDataTime`` for a timestamp outside the data time's
+        bounds."""
         check_served_days(self.settings, request.transactions)
         request_id = uuid.uuid4().hex
-        batch = score(self.reader(), self.model, request.transactions, request_id)
+        reader = self.reader()
+        data_time = self._check_data_time(reader, request.transactions)
+        realtime = self.writes_state and bool(reader.view_features.keys() & REALTIME_VIEWS)
+        if realtime:  # first: a batch's earlier transactions then count for its later ones
+            reader.state.record(
+                [
+                    (tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
+                    for tx in request.transactions
+                ],
+                reader.connection(),
+                data_time,
+            )
+        batch = score(reader, self.model, request.transactions, request_id)
+        if realtime and os.environ.get(EXIT_AFTER_STATE_WRITE_ENV):
+            os._exit(70)  # the fault test: killed between the state write and the answer
         now = dt.datetime.now(dt.UTC)
         self.log.append(
             prediction_records(request.transactions, batch.features.values, batch.predictions, now)
@@ -199,6 +235,31 @@ class ServingRuntime:
         return PredictResponse(
             request_id=request_id, model_version=self.model.tag, predictions=batch.predictions
         )
+
+    @staticmethod
+    def _check_data_time(
+        reader: OnlineReader, transactions: list[Transaction]
+    ) -> dt.datetime | None:
+        """Refuse timestamps that would poison the windows (``realtime.out_of_bounds``);
+        returns the data time read."""
+        if not reader.view_features.keys() & REALTIME_VIEWS:
+            return None
+        data_time = reader.state.data_time(reader.connection())
+        errors = []
+        for i, tx in enumerate(transactions):
+            why = out_of_bounds(tx.tx_datetime, data_time)
+            if why:
+                errors.append(
+                    {
+                        "type": "tx_datetime_out_of_bounds",
+                        "loc": ["transactions", i, "tx_datetime"],
+                        "msg": why,
+                        "input": tx.tx_datetime.isoformat(),
+                    }
+                )
+        if errors:
+            raise OutOfDataTime(errors)
+        return data_time
 
     def readiness(self) -> Readiness:
         """Ready when the prediction log and the online store are writable, the store opens,
@@ -248,3 +309,5 @@ class ServingRuntime:
 
     def close(self) -> None:
         self.log.close()
+        if self._reader is not None:
+            self._reader.state.close()

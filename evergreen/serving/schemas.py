@@ -43,8 +43,12 @@ class Transaction(BaseModel):
     terminal_id: EntityId = Field(description="Terminal (Feast entity `terminal`).")
     amount: float = Field(ge=0, allow_inf_nan=False, strict=True, description="Amount, >= 0.")
     tx_datetime: dt.datetime = Field(
-        description="When the payment happened; ISO 8601, UTC when no offset is given; "
-        "between 1970 and 2100.",
+        description=(
+            "When the payment happened; ISO 8601, UTC when no offset is given; between 1970 and "
+            "2100, on a served day, and at most 2 days after or before the data's current time "
+            "(the newest transaction the online state holds; evergreen.features.realtime), else "
+            "a 400 naming this field."
+        )
     )
     region: Segment = Field(description="Customer's region (segment).")
     channel: Segment = Field(description="pos, web or mobile (segment).")

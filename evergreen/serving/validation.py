@@ -22,7 +22,7 @@ import numpy as np
 
 from evergreen.metadata import markdown_table
 from evergreen.serving.process import BentoProcess
-from evergreen.serving.runtime import PREDICTIONS_DIR_ENV
+from evergreen.serving.runtime import PREDICTIONS_DIR_ENV, STATE_WRITES_ENV
 from evergreen.serving.schemas import Transaction
 from evergreen.settings import EvergreenSettings
 
@@ -156,7 +156,8 @@ def validate_bento(
     process = BentoProcess(
         bento_tag,
         settings,
-        env={PREDICTIONS_DIR_ENV: str(log_dir)},
+        # Shifted copies of landed transactions: their log and state stay out of the live ones.
+        env={PREDICTIONS_DIR_ENV: str(log_dir), STATE_WRITES_ENV: "off"},
         log_path=work_dir / "serve.log",
     )
     result.log_path = str(process.log_path)

@@ -56,7 +56,7 @@ def test_source_bounds_span_the_ttl_before_the_first_entity_and_none_without_ttl
     from evergreen.features.duckdb_offline_store import source_bounds
     from evergreen.features.feast_objects import FEATURE_TTL, feast_definitions
 
-    views = feast_definitions(tmp_path).feature_views
+    views = feast_definitions(tmp_path).feature_views[:2]  # the daily views
     first, last = at(3, 5), at(9, 17)
 
     bounds = source_bounds(views, (first, last))

@@ -4,6 +4,8 @@ The online store is filled one day at a time, as the ``online_features`` asset d
 is online, sampled entities at sampled instants of the time it serves must read exactly (no
 tolerance) what Feast's offline point-in-time join gives for the same entities and instants,
 and what Feast's own ``get_online_features`` gives (``OnlineReader.read_through_feast``).
+The request-time views have no Feast offline join (the training set computes them from the
+warehouse): their parity is ``tests/features/test_realtime.py`` and the serving replay's.
 """
 
 import datetime as dt
@@ -14,6 +16,7 @@ import pyarrow.parquet as pq
 
 from evergreen.features.customer_spending import CUSTOMER_SPENDING
 from evergreen.features.feast_client import OnlineReader, feature_store, materialize_day
+from evergreen.features.training_set import daily_feature_refs
 from evergreen.warehouse import connect
 from tests.conftest import day
 from tests.features.conftest import at
@@ -25,7 +28,8 @@ def _offline(store, service, requests: list[dict]) -> list[dict]:
     frame = pd.DataFrame(requests)
     frame["row"] = range(len(frame))
     frame["event_timestamp"] = pd.to_datetime(frame["tx_datetime"], utc=True)
-    table = store.get_historical_features(entity_df=frame, features=service).to_arrow()
+    refs = daily_feature_refs(store, service)
+    table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
     return table.sort_by("row").to_pylist()
 
 
@@ -39,7 +43,7 @@ def _assert_parity(store, requests: list[dict]) -> int:
     """Compare every feature of every request; returns how many values were compared."""
     reader = OnlineReader.open(store)
     offline = _offline(store, reader.service, requests)
-    names = [f.name for p in reader.service.feature_view_projections for f in p.features]
+    names = [ref.split(":")[1] for ref in daily_feature_refs(store, reader.service)]
     compared = 0
     for request, expected in zip(requests, offline, strict=True):
         served = _online(reader, request)

@@ -4,10 +4,12 @@
 import pandas as pd
 import pytest
 
+from evergreen.features.realtime import REALTIME_FEATURES
 from evergreen.features.repo import FEATURE_SERVICE
 from evergreen.features.training_set import (
     TrainingWindow,
     build_training_set,
+    daily_feature_refs,
     labelled_transactions,
 )
 from evergreen.warehouse import connect
@@ -22,8 +24,8 @@ def _historical(store, entities: list[dict]) -> list[dict]:
     frame["event_timestamp"] = pd.to_datetime(frame["ts"], utc=True)
     frame["tx_datetime"] = frame["event_timestamp"]
     frame = frame.drop(columns="ts")
-    service = store.get_feature_service(FEATURE_SERVICE)
-    table = store.get_historical_features(entity_df=frame, features=service).to_arrow()
+    refs = daily_feature_refs(store, store.get_feature_service(FEATURE_SERVICE))
+    table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
     return sorted(table.to_pylist(), key=lambda r: r["row"])
 
 
@@ -98,8 +100,7 @@ def test_training_set_joins_each_transaction_at_its_time(hand_built):
     window = TrainingWindow(day(0), day(8), day(11))
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-
-    table = build_training_set(store, entities, FEATURE_SERVICE)
+        table = build_training_set(store, entities, FEATURE_SERVICE, warehouse=conn)
 
     rows = {r["transaction_id"]: r for r in table.to_pylist()}
     assert table.num_rows == len(entities) == len(rows)
@@ -113,15 +114,45 @@ def test_training_set_joins_each_transaction_at_its_time(hand_built):
     assert table["transaction_id"].to_pylist() == sorted(rows)
 
 
-def test_training_set_equals_feasts_own_retrieval_of_the_service(hand_built):
+def test_request_time_windows_end_just_before_the_transaction(hand_built):
     settings, store = hand_built
     window = TrainingWindow(day(0), day(8), day(11))
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
+        table = build_training_set(store, entities, FEATURE_SERVICE, warehouse=conn)
+    rows = {r["transaction_id"]: r for r in table.to_pylist()}
+
+    # Customer 1 pays 10 x (day + 1) at noon daily: day 3's payment sees days 0..2 over 7 days;
+    # day 2's noon is exactly 24 h before, outside (T - 24 h, T).
+    day_3 = rows[tx_id(3, 0)]
+    assert (day_3["card_tx_count_24h"], day_3["card_tx_count_7d"]) == (0, 3)
+    assert (day_3["card_amount_sum_7d"], day_3["card_amount_mean_7d"]) == (60.0, 20.0)
+    assert day_3["card_amount_to_mean_7d"] == 2.0
+    assert day_3["card_seconds_since_previous"] == 86_400.0
+    assert (day_3["card_amount_mean_24h"], day_3["card_amount_to_mean_24h"]) == (None, None)
+    first = rows[tx_id(0, 0)]  # the card's first payment: empty windows
+    assert (first["card_tx_count_30d"], first["card_amount_sum_30d"]) == (0, 0.0)
+    assert first["card_seconds_since_previous"] is None
+    # Customer 3 on day 1: 500 at 10:00 (terminal 103), 20 at 11:00 (103), 30 at 12:00 (104).
+    eleven, noon = rows[tx_id(1, 2)], rows[tx_id(1, 3)]
+    assert (eleven["card_tx_count_1h"], eleven["card_tx_count_24h"]) == (0, 1)
+    assert eleven["card_amount_to_mean_24h"] == 20.0 / 500.0
+    assert (eleven["terminal_tx_count_1h"], eleven["terminal_tx_count_24h"]) == (0, 1)
+    assert (noon["card_tx_count_24h"], noon["card_amount_mean_24h"]) == (2, 260.0)
+    assert (noon["terminal_tx_count_24h"], noon["card_seconds_since_previous"]) == (0, 3600.0)
+
+
+def test_training_set_equals_feasts_own_retrieval_of_the_service(hand_built):
+    settings, store = hand_built
+    window = TrainingWindow(day(0), day(8), day(11))
     service = store.get_feature_service(FEATURE_SERVICE)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        entities = labelled_transactions(conn, window)
+        table = build_training_set(store, entities, service, warehouse=conn)
 
-    table = build_training_set(store, entities, service)
-
-    feasts = store.get_historical_features(entity_df=entities, features=service).to_arrow()
-    assert table.equals(feasts.sort_by("transaction_id"), check_metadata=False)
+    refs = daily_feature_refs(store, service)
+    feasts = store.get_historical_features(entity_df=entities, features=refs).to_arrow()
+    daily = table.select(feasts.column_names)  # the request-time views: test_realtime.py
+    assert daily.equals(feasts.sort_by("transaction_id"), check_metadata=False)
+    assert set(REALTIME_FEATURES) <= set(table.column_names)
     assert {"tx_during_night", "amount_zscore_30d"} <= set(table.column_names)

@@ -43,7 +43,8 @@ def _training_frame(settings: EvergreenSettings, store) -> pd.DataFrame:
     )
     with connect(settings.warehouse_path, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
-    return build_training_set(store, entities, fraud_feature_service(store)).to_pandas()
+        service = fraud_feature_service(store)
+        return build_training_set(store, entities, service, warehouse=conn).to_pandas()
 
 
 def _register(settings, split, service, seed: int, params: dict) -> str:
@@ -55,6 +56,19 @@ def _register(settings, split, service, seed: int, params: dict) -> str:
         feature_service=service.name, feature_service_version=service.tags["version"]
     )
     return ModelRegistry(settings).register(trained, "tests", "serving fixture").tag
+
+
+def reconcile_days(settings: EvergreenSettings, store, days) -> None:
+    """The landed transactions of these day indexes into the request-time state."""
+    from evergreen.features.realtime_state import reconcile_day
+    from evergreen.features.sqlite_online_store import realtime_state_of
+    from evergreen.warehouse import connect
+
+    state = realtime_state_of(store.config)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        for i in days:
+            reconcile_day(state, conn, day(i))
+    state.close()
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +94,7 @@ def serving_home(tmp_path_factory, clean_zone) -> ServingHome:
     apply_definitions(settings)
     store = feature_store(settings)
     materialize_day(store, day(ONLINE_DAY))
+    reconcile_days(settings, store, range(ONLINE_DAY + 1))  # the state holds days 0..10
     split = split_by_time(_training_frame(settings, store), 2, 2)
     service = fraud_feature_service(store)
     champion = _register(settings, split, service, seed=7, params=FAST_TRAINING)
