@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from evergreen.ports import free_port  # noqa: E402
 from evergreen.rollout.controller import RolloutController  # noqa: E402
-from evergreen.rollout.load import LoadLoop, p99_ms  # noqa: E402
+from evergreen.rollout.load import LoadLoop, p99_ms, probe_transactions  # noqa: E402
 from evergreen.rollout.revisions import (  # noqa: E402
     RevisionSpec,
     resolve_revision,
@@ -85,7 +85,9 @@ def run(args) -> dict:
         began = time.monotonic()
         controller.serve(specs[0])
         first_start_s = time.monotonic() - began
-        loop = LoadLoop(controller.supervisor.serving_url(), rate=args.rate, threads=6).start()
+        payloads = probe_transactions(settings, 2000, seed=0)  # the state's data time
+        url = controller.supervisor.serving_url()
+        loop = LoadLoop(url, rate=args.rate, threads=6, payloads=payloads).start()
         time.sleep(1.0)  # connections open, caches warm
         steady_start = loop.mark()
         time.sleep(args.steady)

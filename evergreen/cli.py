@@ -360,6 +360,7 @@ def ui(
             killed = stop_group(webserver.pid, UI_STOP_GRACE_S)
             if killed:
                 console.print(f"killed {len(killed)} process(es) that ignored SIGINT and SIGTERM")
+            code = 0  # Ctrl-C is how this command is meant to end (make ui is not an error)
     finally:
         stop_report_server(reports)
     raise typer.Exit(code)

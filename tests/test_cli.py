@@ -135,9 +135,11 @@ def test_retrains_lists_every_trigger_with_its_reason(home_env):
     rows = json.loads(result.output)
     assert [(r["kind"], r["outcome"]) for r in rows] == [
         ("drift", "accepted"),
+        ("follow_up", "scheduled"),  # for when the drift's labels have matured
+        ("follow_up", "scheduled"),
         ("schedule", "suppressed"),
     ]
-    assert "cooldown" in rows[1]["reason"]
+    assert "cooldown" in rows[3]["reason"]
 
 
 # Every command on bad input, in a fresh process as a person runs it: a clear error, never a

@@ -164,11 +164,11 @@ class DemoRun:
         no simulated payment has, so real windows never count them."""
         import datetime as dt
 
-        from evergreen.rollout.load import synthetic_transactions
+        from evergreen.rollout.load import PROBE_ENTITY_BASE, synthetic_transactions
 
         start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
         self.heartbeat.payloads = synthetic_transactions(
-            2000, self.settings.seed, at=start, entity_base=10**12
+            2000, self.settings.seed, at=start, entity_base=PROBE_ENTITY_BASE
         )
 
     def _report(self, label: str, runs: list[RequestedRun]) -> None:

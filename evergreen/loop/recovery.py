@@ -79,10 +79,11 @@ def oracle_model(settings: EvergreenSettings, cutoff: dt.date, progress=None):
         window = TrainingWindow.ending_at(
             cutoff, settings.training_window_days, settings.label_delay_days
         )
+        store = feature_store(settings)
+        service = fraud_feature_service(store)
         with connect(settings.warehouse_path, read_only=True) as conn:
             entities = labelled_transactions(conn, window)
-        store = feature_store(settings)
-        frame = build_training_set(store, entities, fraud_feature_service(store)).to_pandas()
+            frame = build_training_set(store, entities, service, warehouse=conn).to_pandas()
     bucket = pd.util.hash_pandas_object(frame["customer_id"], index=False).to_numpy() % 1000
     validating = bucket < round(ORACLE_VALIDATION_SHARE * 1000)
     return train_candidate(

@@ -125,7 +125,7 @@ class _Run:
         if requests <= 0:
             return
         revision = read_state(self.controller.settings).revisions[self.new]
-        problems = warm_up(revision, requests, self.seed)
+        problems = warm_up(self.controller.settings, revision, requests, self.seed)
         if problems:
             self.record("warmup", "failed", "; ".join(problems))
             raise AnalysisFailed(f"warm-up of {self.new} failed: {problems[0]}")

@@ -25,7 +25,7 @@ from evergreen.rollout.analysis import (
     compare_scores,
     judge,
 )
-from evergreen.rollout.load import prediction_of, synthetic_transactions
+from evergreen.rollout.load import prediction_of, probe_transactions
 from evergreen.rollout.metrics import EndpointStats, scrape, total
 from evergreen.rollout.state import RevisionState, read_state
 from evergreen.rollout.targets import is_ready
@@ -178,7 +178,7 @@ class AnalysisWindow:
         n = self.policy.probe_requests
         payloads = [{k: r[k] for k in REQUEST_FIELDS if k in r} for r in records[-n:]]
         if len(payloads) < n:
-            payloads += synthetic_transactions(n - len(payloads), self.seed)
+            payloads += probe_transactions(self.settings, n - len(payloads), self.seed)
         urls = [_ready_url(canary), _ready_url(baseline)]
         if None in urls:
             return None
@@ -195,10 +195,12 @@ def _ready_url(revision: RevisionState) -> str | None:
     return None
 
 
-def warm_up(revision: RevisionState, requests: int, seed: int) -> list[str]:
+def warm_up(
+    settings: EvergreenSettings, revision: RevisionState, requests: int, seed: int
+) -> list[str]:
     """Send ``requests`` predictions straight to each replica; returns the problems found
     (a non-200 answer, or another model version than the revision's)."""
-    payloads = synthetic_transactions(requests, seed)
+    payloads = probe_transactions(settings, requests, seed)
     problems = []
     with httpx.Client(timeout=30.0) as client:
         for replica in revision.replicas:

@@ -14,9 +14,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
+
+if TYPE_CHECKING:
+    from evergreen.settings import EvergreenSettings
 
 REGIONS = ("north", "south", "east", "west", "centre")
 CHANNELS = ("pos", "web", "mobile")
@@ -45,6 +49,36 @@ def synthetic_transactions(
         }
         for i in range(n)
     ]
+
+
+# Cards and terminals no real payment has: the probes', warm-ups' and heartbeat's payments then
+# never count in a real card's request-time windows.
+PROBE_ENTITY_BASE = 10**12
+
+
+def probe_transactions(settings: EvergreenSettings, n: int, seed: int) -> list[dict]:
+    """``n`` synthetic payments for a warm-up or a probe, on cards and terminals of their own,
+    in the hour before the data's current time (the request-time state's newest event, which
+    bounds a request's timestamp; the wall clock when the state holds none)."""
+    return synthetic_transactions(
+        n, seed, at=state_data_time(settings), entity_base=PROBE_ENTITY_BASE
+    )
+
+
+def state_data_time(settings: EvergreenSettings) -> dt.datetime | None:
+    """The request-time state's newest event time, or None (no state, or a store without
+    Evergreen's state table)."""
+    from evergreen.features.feast_client import repo_config
+    from evergreen.features.sqlite_online_store import realtime_state_of
+
+    try:
+        state = realtime_state_of(repo_config(settings))
+        try:
+            return state.data_time()
+        finally:
+            state.close()
+    except Exception:  # noqa: BLE001 - no state to align with: the wall clock will do
+        return None
 
 
 def prediction_of(body: dict) -> tuple[str | None, float | None]:
@@ -77,10 +111,12 @@ class LoadLoop:
         seed: int = 0,
         timeout_s: float = 30.0,
         pool: int = 2000,
+        payloads: list[dict] | None = None,
     ) -> None:
         self.url = url.rstrip("/") + "/predict"
         self.rate, self.threads, self.timeout_s = rate, threads, timeout_s
-        self.payloads = synthetic_transactions(pool, seed)
+        # ``probe_transactions`` for a home whose request-time state bounds the timestamps.
+        self.payloads = payloads or synthetic_transactions(pool, seed)
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()

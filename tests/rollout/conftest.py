@@ -19,7 +19,7 @@ import pytest
 
 from evergreen.ports import free_port
 from evergreen.rollout.controller import RolloutController
-from evergreen.rollout.load import LoadLoop, Sample
+from evergreen.rollout.load import LoadLoop, Sample, probe_transactions
 from evergreen.rollout.revisions import RevisionSpec, service_folder_spec
 from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
 from evergreen.settings import EvergreenSettings
@@ -81,7 +81,9 @@ def stack(tmp_path_factory):
 @pytest.fixture
 def load(stack):
     """Steady traffic through the serving address while the test runs."""
-    loop = LoadLoop(stack.supervisor.serving_url(), rate=LOAD_RATE, threads=4).start()
+    payloads = probe_transactions(stack.settings, 2000, seed=0)  # the state's data time
+    loop = LoadLoop(stack.supervisor.serving_url(), rate=LOAD_RATE, threads=4, payloads=payloads)
+    loop.start()
     time.sleep(0.5)
     try:
         yield loop

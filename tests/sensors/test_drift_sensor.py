@@ -36,6 +36,13 @@ def inflate_amounts(frame: pd.DataFrame, factor: float = 3.0, days: int = 8) -> 
     out["amount_zscore_30d"] = (out["amount"] - out["customer_avg_amount_30d"]) / out[
         "customer_std_amount_30d"
     ]
+    # The request-time card windows: those inside the inflated days move by ``factor``, the
+    # 30-day one by the inflated share of its window.
+    for window in ("1h", "24h", "7d", "30d"):
+        moved = factor if window != "30d" else 1 + (factor - 1) * days / 30
+        for name in (f"card_amount_sum_{window}", f"card_amount_mean_{window}"):
+            out[name] = out[name] * moved
+        out[f"card_amount_to_mean_{window}"] = out["amount"] / out[f"card_amount_mean_{window}"]
     return out
 
 
@@ -71,13 +78,17 @@ def test_stationary_days_ask_nothing_and_drift_asks_once(
     history = RetrainGovernor(settings).history()
     assert [(h["data_time"][:10], h["outcome"]) for h in history] == [
         (drifted[0].isoformat(), "accepted"),
+        # Follow-ups for when the labels of the drift's first days have matured.
+        (drifted[0].isoformat(), "scheduled"),
+        (drifted[0].isoformat(), "scheduled"),
         (drifted[1].isoformat(), "suppressed"),  # still drifted: hysteresis, recorded
     ]
+    assert all("have matured by" in h["reason"] for h in history[1:3])
     evidence = history[0]["evidence"]
     assert {"amount", "amount_to_avg_30d", "customer_avg_amount_7d"} <= set(evidence["drifted"])
     assert evidence["share_drifted"] >= RetrainPolicy().drift_enter
     assert evidence["top_features"][0]["drifted"] and evidence["most_drifted_segments"]
-    assert "hysteresis" in history[1]["reason"]
+    assert "hysteresis" in history[3]["reason"]
     # Nothing new: the cursor holds and no day is judged twice.
     again = tick(drift_sensor, settings, instance, cursor=result.cursor, definitions=defs)
-    assert again.run_requests == [] and len(RetrainGovernor(settings).history()) == 2
+    assert again.run_requests == [] and len(RetrainGovernor(settings).history()) == 4

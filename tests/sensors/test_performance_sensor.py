@@ -63,7 +63,10 @@ def test_decay_on_matured_labels_asks_for_a_retrain_once(
     [request] = decayed.run_requests
     assert request.job_name == "retrain" and request.partition_key == day(24).isoformat()
     assert request.tags["evergreen/trigger"] == "performance"
-    [record] = RetrainGovernor(settings).history()
+    # Accepted now, and follow-ups for when more labels of the new pattern have matured.
+    record, *follow_ups = RetrainGovernor(settings).history()
+    assert [f["outcome"] for f in follow_ups] == ["scheduled", "scheduled"]
+    assert all("have matured by" in f["reason"] for f in follow_ups)
     assert record["outcome"] == "accepted" and record["severity"] >= 0.5
     evidence = record["evidence"]
     assert evidence["live"][tag]["average_precision"] < evidence["reference_ap"] / 2
@@ -78,5 +81,7 @@ def test_decay_on_matured_labels_asks_for_a_retrain_once(
     assert "hysteresis" in still.skip_message
     assert [h["outcome"] for h in RetrainGovernor(settings).history()] == [
         "accepted",
+        "scheduled",
+        "scheduled",
         "suppressed",
     ]

@@ -29,7 +29,7 @@ from evergreen.ports import free_port
 from evergreen.rollout.analysis import AnalysisPolicy
 from evergreen.rollout.container import ContainerTarget, engine_available, remove_containers
 from evergreen.rollout.controller import RolloutController, RolloutFailed
-from evergreen.rollout.load import LoadLoop
+from evergreen.rollout.load import LoadLoop, probe_transactions
 from evergreen.rollout.revisions import resolve_revision
 from evergreen.rollout.state import STOPPED, read_state
 from evergreen.rollout.strategies import BlueGreen, Canary
@@ -205,7 +205,8 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
         blue.target.startswith("container podman") and len(containers_of(settings, blue.name)) == 2
     )
 
-    load = LoadLoop(stack.supervisor.serving_url(), rate=30, threads=3).start()
+    payloads = probe_transactions(settings, 2000, seed=0)  # at the data time of the home's state
+    load = LoadLoop(stack.supervisor.serving_url(), rate=30, threads=3, payloads=payloads).start()
     marks = {}  # when each step began (the load loop's clock): a failure says during what
     try:
         marks["blue-green"] = time.monotonic()

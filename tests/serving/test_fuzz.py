@@ -2,8 +2,9 @@
 
 ``/predict`` is called with generated bodies that fit the published schema (``positive``), with
 bodies that break it (``negative``), and with fitting bodies whose times are drawn from the
-served days (``served_days``: a schema cannot say which days a home serves, so a plain positive
-body is nearly always refused for its time and never reaches scoring). No answer may be a 5xx,
+served days and the request-time state's bounds around its data time (``served_days``: a schema
+cannot say which times a home scores, so a plain positive body is nearly always refused for its
+time and never reaches scoring), on cards and terminals no real payment has. No answer may be a 5xx,
 and every answer must be one the document lists, of its content type and shape.
 
 Bounded in examples (``FUZZ_EXAMPLES`` per mode, derandomized: the same cases every run) and in
@@ -22,21 +23,44 @@ FUZZ_EXAMPLES = 150
 OFFSETS = [dt.timezone(dt.timedelta(minutes=m)) for m in (-720, -90, 0, 0, 0, 330, 840)]
 
 
-def _served_times(body, data, first: dt.date, last: dt.date) -> None:
-    """Give every transaction of a generated body a time on the served days (in place)."""
+def _served_times(body, data, first: dt.datetime, last: dt.datetime) -> None:
+    """Give every transaction of a generated body a time between ``first`` and ``last`` (naive
+    UTC) and a card and terminal of the probes' own range (in place): the served home is
+    shared, and its request-time state must not count a generated payment on a real card."""
     from hypothesis import strategies as st
 
+    from evergreen.rollout.load import PROBE_ENTITY_BASE
+
+    base = 3 * PROBE_ENTITY_BASE  # apart from the probes' and other tests' unseen cards too
     txs = body.get("transactions", [body]) if isinstance(body, dict) else []
     for tx in txs if isinstance(txs, list) else []:
         if isinstance(tx, dict) and "tx_datetime" in tx:
-            moment = data.draw(
-                st.datetimes(
-                    dt.datetime.combine(first, dt.time()),
-                    dt.datetime.combine(last, dt.time(23, 59, 59)),
-                    timezones=st.sampled_from(OFFSETS),
-                )
-            )
+            moment = data.draw(st.datetimes(first, last, timezones=st.sampled_from(OFFSETS)))
             tx["tx_datetime"] = moment.isoformat()
+        for key in ("customer_id", "terminal_id"):
+            if isinstance(tx, dict) and type(tx.get(key)) is int and tx[key] >= 0:
+                tx[key] = base + tx[key] % PROBE_ENTITY_BASE
+
+
+def _scorable_span(settings) -> tuple[dt.datetime, dt.datetime]:
+    """Times a request may carry and be scored: on a served day and within the request-time
+    state's bounds around its data time (naive UTC)."""
+    from evergreen.features.realtime import MAX_BEHIND
+    from evergreen.rollout.load import state_data_time
+    from evergreen.serving.runtime import served_days
+
+    first_day, last_day = served_days(settings)
+    first = dt.datetime.combine(first_day, dt.time())
+    last = dt.datetime.combine(last_day, dt.time(23, 59, 59))
+    data_time = state_data_time(settings)
+    if data_time is not None:
+        # Before the data time, never after: an accepted payment ahead of it would move it, and
+        # later draws would fall behind the bound. The drawn local times carry offsets (-12 h
+        # to +14 h), hence the margins.
+        now = data_time.astimezone(dt.UTC).replace(tzinfo=None)
+        first = max(first, now - MAX_BEHIND + dt.timedelta(hours=15))
+        last = min(last, now - dt.timedelta(hours=12))
+    return first, last
 
 
 @pytest.mark.timeout(300)
@@ -54,9 +78,7 @@ def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(served, servi
         status_code_conformance,
     )
 
-    from evergreen.serving.runtime import served_days
-
-    first, last = served_days(serving_home.settings)
+    first, last = _scorable_span(serving_home.settings)
     schema = schemathesis.openapi.from_url(f"{served.url}/docs.json").include(path="/predict")
     generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
     checks = [

@@ -56,10 +56,13 @@ def test_live_predictions_loads_the_day_idempotently(served, serving_home, insta
     ).raise_for_status()
     folder = day_dir(settings.predictions_dir, day(SERVED_DAY))
     logged = sum(1 for f in folder.glob("*.jsonl") for _ in f.open())
-    (folder / "crashed-replica.jsonl").write_text('{"request_id": "cut", "predicted_at": "20')
-
-    first = _load(settings, instance)
-    second = _load(settings, instance)
+    torn = folder / "crashed-replica.jsonl"
+    torn.write_text('{"request_id": "cut", "predicted_at": "20')
+    try:
+        first = _load(settings, instance)
+        second = _load(settings, instance)
+    finally:  # the served home is shared: later tests read its log line by line
+        torn.unlink()
 
     assert first["dagster/row_count"] == second["dagster/row_count"] == logged
     assert first["files"] == 2 and first["lines_skipped"] == 0
