@@ -107,6 +107,21 @@ def test_score_comparison_fails_a_shifted_model_only():
     assert psi(baseline, baseline) == pytest.approx(0.0)
 
 
+def test_the_readme_states_the_score_gate_the_code_applies():
+    """The README said the score gate fails on KS alone; the code also requires the means to be
+    more than ``max_mean_ratio`` apart. Each of the three conditions must be written there."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("Canary analysis (`analysis.py`)")
+    gate = " ".join(readme[start : readme.index("\n\n", start)].split())
+    policy = AnalysisPolicy()
+    for stated in (
+        f"significant (p < {policy.ks_alpha:g})",
+        f"large (> {policy.max_ks_statistic:g})",
+        f"mean scores are more than {policy.max_mean_ratio:g}x apart",
+    ):
+        assert stated in gate, (stated, gate)
+
+
 def revision(name, weight, ready=(True,), phase=READY):
     spec = RevisionSpec(serve_target="s:S", model_version=name, source="x")
     base = 9000 + 10 * sum(map(ord, name))
