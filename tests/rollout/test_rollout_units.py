@@ -331,3 +331,59 @@ def test_caddys_admin_apis_are_owner_only_sockets_and_drift_is_restored(tmp_path
         assert supervisor.reconcile() == []
     finally:
         tear_down(settings)
+
+
+def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(tmp_path):
+    """Only the router's routes were compared: a PATCH of the edge (every request to another
+    address) or an admin listener moved to a TCP port (open to every local process again)
+    went unnoticed by the watchdog."""
+    import contextlib
+    import stat
+
+    import httpx
+
+    from evergreen.ports import free_port
+    from evergreen.rollout.processes import is_alive
+    from evergreen.rollout.records import routing_changes
+    from evergreen.rollout.state import read_state
+    from evergreen.rollout.supervisor import Supervisor
+    from tests.rollout.conftest import tear_down, wait_for
+
+    settings = rollout_settings(tmp_path / "home")
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.ensure_router()
+        state = read_state(settings)
+        hijack = {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:9"}]}
+        with state.edge.client(5.0) as client:
+            path = "/config/apps/http/servers/edge/routes/0/handle/0"
+            assert client.patch(path, json=hijack).status_code == 200
+
+        assert supervisor.reconcile() == ["edge drift restored (it routed 127.0.0.1:9 1)"]
+        live = caddy.current_config(state.edge)
+        upstreams = live["apps"]["http"]["servers"]["edge"]["routes"][0]["handle"][0]["upstreams"]
+        assert upstreams == [{"dial": state.router.listen}]
+        assert supervisor.reconcile() == []
+
+        # The router's admin API moved to a TCP port through its own socket.
+        port = free_port()
+        with contextlib.suppress(httpx.HTTPError), state.router.client(5.0) as client:
+            client.patch("/config/admin/listen", json=f"127.0.0.1:{port}")
+        wait_for(lambda: caddy.admin_gone(state.router), 15, "the router's socket to go")
+        assert port in _tcp_ports(state.router.process.pid)
+
+        actions = supervisor.reconcile()
+
+        assert actions[0].startswith("router replaced: nothing listens on its admin socket")
+        router = read_state(settings).router
+        assert not is_alive(state.router.process) and is_alive(router.process)
+        assert stat.S_IMODE(Path(router.admin).stat().st_mode) == 0o600
+        assert port not in _tcp_ports(router.process.pid)
+        assert caddy.current_config(router) == supervisor._intended(read_state(settings))[0][1]
+        with rollout_ledger(settings) as conn:
+            causes = [c.cause for c in routing_changes(conn)]
+        assert any("edge drift found" in c and "127.0.0.1:9" in c for c in causes), causes
+        assert any(c.startswith("router replaced") for c in causes), causes
+        assert supervisor.reconcile() == []
+    finally:
+        tear_down(settings)
