@@ -126,6 +126,13 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
             )
         )
         console.print(f"[red]dead replicas: {', '.join(dead)}[/] ({who})")
+    for drift in status["drift"]:
+        who = (
+            "the watchdog restores it"
+            if status["watchdog_running"]
+            else "nothing restores it while the watchdog is down: `evergreen serve` starts it"
+        )
+        console.print(f"[red]drift: {drift}[/] ({who})")
     if status["unfinished_rollouts"]:
         console.print(
             f"unfinished rollouts: {', '.join(status['unfinished_rollouts'])} "

@@ -60,6 +60,8 @@ def serving_status(settings: EvergreenSettings) -> dict[str, Any]:
                     ],
                 }
             )
+    from evergreen.rollout.supervisor import Supervisor
+
     return {
         "serving_url": f"http://{state.edge.listen}" if state.edge else None,
         "router_running": bool(state.router and is_alive(state.router.process)),
@@ -68,6 +70,8 @@ def serving_status(settings: EvergreenSettings) -> dict[str, Any]:
         "stable": state.stable,
         "previous": state.previous,
         "unfinished_rollouts": open_rollouts,
+        # A config changed through an admin socket, which the watchdog has not restored yet.
+        "drift": Supervisor(settings).drift(),
         "revisions": revisions,
     }
 

@@ -416,7 +416,7 @@ class Supervisor:
                 return []
             replaced = self._replace_unreachable(state)
             found = {}
-            for ref, intended in self._intended(state):
+            for ref, intended in self.intended_configs(state):
                 try:
                     live = caddy.current_config(ref)
                 except caddy.RouterError:
@@ -452,7 +452,7 @@ class Supervisor:
                 actions.append(f"{role} drift restored (it routed {foreign})")
         return actions
 
-    def _intended(self, state: ServingState) -> list[tuple[CaddyRef, dict]]:
+    def intended_configs(self, state: ServingState) -> list[tuple[CaddyRef, dict]]:
         """Each running Caddy and the configuration the state calls for (as JSON reads it)."""
         pairs = [(state.router, self._router_config(state))]
         if state.edge is not None and is_alive(state.edge.process):
@@ -461,6 +461,30 @@ class Supervisor:
                 (edge, caddy.edge_config(edge.admin, edge.listen, state.router.listen, self.policy))
             )
         return [(ref, json.loads(json.dumps(config))) for ref, config in pairs]
+
+    def drift(self) -> list[str]:
+        """What differs now between the running router and edge and the state, without
+        changing anything (``evergreen status``; the watchdog's pass restores it)."""
+        state = read_state(self.settings)
+        if state.router is None or not is_alive(state.router.process):
+            return []
+        found = []
+        for ref, intended in self.intended_configs(state):
+            if caddy.admin_gone(ref):
+                found.append(f"{ref.role}: nothing listens on its admin socket {ref.admin}")
+                continue
+            try:
+                live = caddy.current_config(ref)
+            except caddy.RouterError:
+                continue  # slow to answer is not drift
+            if live != intended:
+                shares = caddy.routed_shares(live)
+                routing = ", ".join(f"{dial} {share}" for dial, share in shares.items())
+                found.append(
+                    f"{ref.role}: its live configuration differs from the state's "
+                    f"(routing {routing or 'no upstream'})"
+                )
+        return found
 
     def _replace_unreachable(self, state: ServingState) -> list[tuple[str, str]]:
         """Replace a router or edge whose admin socket is gone while it runs (call under the

@@ -346,6 +346,7 @@ def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(t
     from evergreen.rollout.processes import is_alive
     from evergreen.rollout.records import routing_changes
     from evergreen.rollout.state import read_state
+    from evergreen.rollout.status import serving_status
     from evergreen.rollout.supervisor import Supervisor
     from tests.rollout.conftest import tear_down, wait_for
 
@@ -359,7 +360,11 @@ def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(t
             path = "/config/apps/http/servers/edge/routes/0/handle/0"
             assert client.patch(path, json=hijack).status_code == 200
 
+        [drift] = serving_status(settings)["drift"]  # `evergreen status` says so meanwhile
+        assert drift.startswith("edge: its live configuration differs") and "127.0.0.1:9" in drift
+
         assert supervisor.reconcile() == ["edge drift restored (it routed 127.0.0.1:9 1)"]
+        assert serving_status(settings)["drift"] == []
         live = caddy.current_config(state.edge)
         upstreams = live["apps"]["http"]["servers"]["edge"]["routes"][0]["handle"][0]["upstreams"]
         assert upstreams == [{"dial": state.router.listen}]
@@ -371,6 +376,9 @@ def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(t
             client.patch("/config/admin/listen", json=f"127.0.0.1:{port}")
         wait_for(lambda: caddy.admin_gone(state.router), 15, "the router's socket to go")
         assert port in _tcp_ports(state.router.process.pid)
+        assert serving_status(settings)["drift"] == [
+            f"router: nothing listens on its admin socket {state.router.admin}"
+        ]
 
         actions = supervisor.reconcile()
 
@@ -379,7 +387,8 @@ def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(t
         assert not is_alive(state.router.process) and is_alive(router.process)
         assert stat.S_IMODE(Path(router.admin).stat().st_mode) == 0o600
         assert port not in _tcp_ports(router.process.pid)
-        assert caddy.current_config(router) == supervisor._intended(read_state(settings))[0][1]
+        [(_, intended), _] = supervisor.intended_configs(read_state(settings))
+        assert caddy.current_config(router) == intended
         with rollout_ledger(settings) as conn:
             causes = [c.cause for c in routing_changes(conn)]
         assert any("edge drift found" in c and "127.0.0.1:9" in c for c in causes), causes
