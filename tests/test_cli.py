@@ -161,6 +161,7 @@ BAD_INPUT = [
     ["rollback", "--reason", "x"],
     ["history", "--at", "yesterday-ish"],
     ["history", "--at", "2018-06-06"],
+    ["history", "--at", "2018-06-06", "--clock", "sundial"],
     ["retrains", "--json"],
     ["serve", "no_such_model:abc"],
     ["deploy", "no_such_model:abc"],
@@ -171,6 +172,7 @@ BAD_INPUT = [
     ["bento", "build", "--model", "no_such_model"],
     ["bento", "validate", "--model", "no_such_model"],
     ["bento", "containerize", "--model", "no_such_model", "--dry-run"],
+    ["bento", "prepare", "--no-such-option"],
     ["version", "--no-such-option"],
 ]
 

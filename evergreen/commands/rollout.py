@@ -9,6 +9,7 @@ why (``history --at``), stop everything (``stop``), and settle a rollout whose c
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -125,6 +126,13 @@ def status_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
             )
         )
         console.print(f"[red]dead replicas: {', '.join(dead)}[/] ({who})")
+    for drift in status["drift"]:
+        who = (
+            "the watchdog restores it"
+            if status["watchdog_running"]
+            else "nothing restores it while the watchdog is down: `evergreen serve` starts it"
+        )
+        console.print(f"[red]drift: {drift}[/] ({who})")
     if status["unfinished_rollouts"]:
         console.print(
             f"unfinished rollouts: {', '.join(status['unfinished_rollouts'])} "
@@ -278,32 +286,35 @@ def rollback_command(
     )
 
 
+CLOCKS = ("both", "wall", "data")
+
+
 def history_command(
-    at: str = typer.Option(None, "--at", help="A time (ISO 8601, UTC if no offset) or 'now'."),
+    at: str = typer.Option(
+        None,
+        "--at",
+        help="A time (ISO 8601, UTC if no offset), a day (2018-06-06) or 'now'.",
+    ),
+    clock: str = typer.Option(
+        "both",
+        "--clock",
+        help="Which clock --at is on: 'wall' (when the router served: the ledger's time), "
+        "'data' (the transactions' own time: which models scored that data day), or 'both'.",
+    ),
     limit: int = typer.Option(20, min=1, help="Rollouts listed without --at."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """What served at a time and why (--at), or the latest rollouts."""
+    """What served at a time and why (--at, on the wall clock and on data days), or the
+    latest rollouts."""
     from evergreen.rollout.records import list_rollouts, rollout_ledger
-    from evergreen.rollout.status import parse_time, served_at
 
     settings = get_settings()
-    if at is not None:
-        try:
-            moment = parse_time(at)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{at!r} is not a time like 2018-05-01T12:00:00", param_hint="--at"
-            ) from None
-        answer = served_at(settings, moment)
-        if as_json:
-            _echo_json(answer)
-            return
-        serving = ", ".join(
-            f"{s['revision']} ({s['model_version']}) {s['weight']}%" for s in answer["serving"]
+    if clock not in CLOCKS:
+        raise typer.BadParameter(
+            f"{clock!r} is not one of {', '.join(CLOCKS)}", param_hint="--clock"
         )
-        console.print(f"At {answer['at']}: {serving or 'nothing served'}.")
-        console.print(f"Why: {answer['why']}")
+    if at is not None:
+        _history_at(settings, at, clock, as_json)
         return
     with rollout_ledger(settings) as conn:
         rollouts = list_rollouts(conn, limit)
@@ -343,6 +354,56 @@ def history_command(
             )
         )
     console.print(table if rows else "No rollouts yet.")
+
+
+def _history_at(settings, at: str, clock: str, as_json: bool) -> None:
+    """``history --at``: what served at ``at`` on the wall clock, on the data's clock, or both."""
+    from evergreen.rollout.status import parse_time, scored_on, served_at
+
+    try:
+        moment = parse_time(at)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{at!r} is not a time like 2018-05-01T12:00:00 or a day like 2018-05-01",
+            param_hint="--at",
+        ) from None
+    wall = served_at(settings, moment) if clock != "data" else None
+    data = scored_on(settings, moment.astimezone(dt.UTC).date()) if clock != "wall" else None
+    if as_json:  # the wall clock's answer, with the data day's under "data_day"
+        _echo_json(data if wall is None else {**wall, **({"data_day": data} if data else {})})
+        return
+    if wall is not None:
+        serving = ", ".join(
+            f"{s['revision']} ({s['model_version']}) {s['weight']}%" for s in wall["serving"]
+        )
+        console.print(
+            f"At {wall['at']} on the wall clock (when the router served, UTC): "
+            f"{serving or 'nothing served'}."
+        )
+        console.print(f"Why: {wall['why']}")
+    if data is not None:
+        _print_data_day(data)
+
+
+def _print_data_day(data: dict) -> None:
+    """The models that scored one data day's transactions, and why each was serving."""
+    head = f"On data day {data['day']} (the transactions' own time)"
+    if not data["scored"]:
+        console.print(f"{head}: nothing scored. Why: {data['why']}")
+        return
+    console.print(f"{head}: {data['transactions']:,} transactions scored by")
+    table = Table(show_header=True)
+    for column in ("model_version", "transactions", "revision", "scored (wall clock)", "why"):
+        table.add_column(column)
+    for s in data["scored"]:
+        table.add_row(
+            s["model_version"],
+            f"{s['transactions']:,} ({s['share']:.0%})",
+            s["revision"] or "-",
+            f"{s['scored_from'][:19]} to {s['scored_to'][:19]}",
+            s["why"],
+        )
+    console.print(table)
 
 
 def stop_command() -> None:

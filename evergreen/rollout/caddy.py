@@ -3,11 +3,13 @@
 Two Caddy processes, each with its admin API on a Unix socket only its owner may open (mode
 0600, in a folder of mode 0700): a TCP admin port on loopback took a config change from any
 local process, and a ``PATCH`` of the weights sent all traffic to one replica unnoticed. The
-watchdog also compares the router's live routes with the state's and restores them
+watchdog also compares the router's and the edge's whole live configurations (routes, the
+admin listener) with the state's and restores them, and replaces a Caddy whose socket is gone
 (``Supervisor.restore_drift``).
 
 - the **edge** listens on the serving address (``serve_host:serve_port``) and proxies every
-  request to the router; its configuration is loaded once and never changes;
+  request to the router; its configuration changes only when the router moves to another
+  port;
 - the **router** holds the weighted round robin across the replicas of every revision (weight
   0: no traffic), active health checks on ``/readyz``, passive health checks, and retries: a
   request whose replica refuses the connection or drops it before answering is sent again to
@@ -28,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import sysconfig
 import time
@@ -277,6 +280,23 @@ def admin_answers(ref: CaddyRef) -> bool:
         return _admin_call(ref, "GET", "/config/", 1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def admin_gone(ref: CaddyRef) -> bool:
+    """True when nothing listens on the Caddy's admin socket: the file is gone or refuses
+    connections (its admin API was moved, say to a TCP port, or the file was deleted). A slow
+    API is not gone."""
+    if not ref.on_socket:
+        return False
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(ref.admin)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return True
+        except OSError:
+            return False
+    return False
 
 
 def load(ref: CaddyRef, config: dict) -> None:

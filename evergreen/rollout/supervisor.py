@@ -10,8 +10,9 @@ and the ledger, so whoever comes next (another CLI call, a Dagster run, the watc
   replicas have no request in flight (at least ``drain_s``), then SIGTERM;
 - ``reconcile`` is one pass of the watchdog (``python -m evergreen.rollout.supervisor watch``,
   started by ``evergreen serve``): it restarts a dead replica or router, restores the router's
-  configuration if it was changed outside evergreen (recorded in the ledger as drift), marks
-  replicas ready, and retires a kept previous revision whose window has passed.
+  and the edge's configurations if they were changed outside evergreen (recorded in the ledger
+  as drift), replaces a Caddy whose admin socket is gone, marks replicas ready, and retires a
+  kept previous revision whose window has passed.
 """
 
 from __future__ import annotations
@@ -405,39 +406,103 @@ class Supervisor:
         return actions
 
     def restore_drift(self) -> list[str]:
-        """Compare the router's live configuration with the one the state calls for; if they
-        differ (someone changed it through the admin API), record what it routed, restore the
-        state's, and record that. Returns what it did."""
+        """Compare the router's and the edge's live configurations with the ones the state
+        calls for; where they differ (someone changed one through its admin API: weights, an
+        upstream, the admin listener itself), record what it routed, restore the state's, and
+        record that. A Caddy alive without its admin socket (moved to a TCP port, or the file
+        deleted) can no longer be checked: it is replaced. Returns what it did."""
         with mutate_state(self.settings) as state:  # no weight change can slip in between
             if state.router is None or not is_alive(state.router.process):
                 return []
-            intended = json.loads(json.dumps(self._router_config(state)))
-            try:
-                live = caddy.current_config(state.router)
-            except caddy.RouterError:
-                return []  # not answering: the next pass restarts or retries it
-            if live.get("apps") == intended["apps"]:
+            replaced = self._replace_unreachable(state)
+            found = {}
+            for ref, intended in self.intended_configs(state):
+                try:
+                    live = caddy.current_config(ref)
+                except caddy.RouterError:
+                    continue  # not answering: the next pass retries it
+                if live != intended:
+                    found[ref.role] = caddy.routed_shares(live)
+                    caddy.load(ref, intended)
+            if not found and not replaced:
                 return []
-            found = caddy.routed_shares(live)
             by_dial = {r.dial: v.name for v in state.live() for r in v.replicas}
-            weights = _revision_shares(found, by_dial)
+            by_dial[state.router.listen] = "router"
             models = {r.name: r.model_version for r in state.live()}
-            caddy.load(state.router, self._router_config(state))
             applied = state.weights()
-        foreign = ", ".join(f"{dial} {share}" for dial, share in found.items()) or "no upstream"
+        actions = [f"{role} replaced: {why}" for role, why in replaced]
         with rollout_ledger(self.settings) as conn:
-            insert_routing_change(
-                conn,
-                weights,
-                models,
-                f"router drift found: its live configuration was changed outside evergreen "
-                f"(routing {foreign})",
-                None,
+            for role, why in replaced:
+                cause = f"{role} replaced: {why}; the state's configuration again"
+                insert_routing_change(conn, applied, models, cause, None)
+            for role, shares in found.items():
+                foreign = ", ".join(f"{dial} {share}" for dial, share in shares.items())
+                foreign = foreign or "no upstream"
+                weights = _revision_shares(shares, by_dial)
+                if role == "edge" and weights == {"router": 100}:  # still all to the router
+                    weights = applied
+                cause = (
+                    f"{role} drift found: its live configuration was changed outside evergreen "
+                    f"(routing {foreign})"
+                )
+                insert_routing_change(conn, weights, models, cause, None)
+                insert_routing_change(
+                    conn, applied, models, f"{role} drift restored: the state's weights again", None
+                )
+                actions.append(f"{role} drift restored (it routed {foreign})")
+        return actions
+
+    def intended_configs(self, state: ServingState) -> list[tuple[CaddyRef, dict]]:
+        """Each running Caddy and the configuration the state calls for (as JSON reads it)."""
+        pairs = [(state.router, self._router_config(state))]
+        if state.edge is not None and is_alive(state.edge.process):
+            edge = state.edge
+            pairs.append(
+                (edge, caddy.edge_config(edge.admin, edge.listen, state.router.listen, self.policy))
             )
-            insert_routing_change(
-                conn, applied, models, "router drift restored: the state's weights again", None
-            )
-        return [f"router drift restored (it routed {foreign})"]
+        return [(ref, json.loads(json.dumps(config))) for ref, config in pairs]
+
+    def drift(self) -> list[str]:
+        """What differs now between the running router and edge and the state, without
+        changing anything (``evergreen status``; the watchdog's pass restores it)."""
+        state = read_state(self.settings)
+        if state.router is None or not is_alive(state.router.process):
+            return []
+        found = []
+        for ref, intended in self.intended_configs(state):
+            if caddy.admin_gone(ref):
+                found.append(f"{ref.role}: nothing listens on its admin socket {ref.admin}")
+                continue
+            try:
+                live = caddy.current_config(ref)
+            except caddy.RouterError:
+                continue  # slow to answer is not drift
+            if live != intended:
+                shares = caddy.routed_shares(live)
+                routing = ", ".join(f"{dial} {share}" for dial, share in shares.items())
+                found.append(
+                    f"{ref.role}: its live configuration differs from the state's "
+                    f"(routing {routing or 'no upstream'})"
+                )
+        return found
+
+    def _replace_unreachable(self, state: ServingState) -> list[tuple[str, str]]:
+        """Replace a router or edge whose admin socket is gone while it runs (call under the
+        state lock); returns (role, why) of each."""
+        replaced = []
+        for ref in (state.router, state.edge):
+            if ref is None or not is_alive(ref.process) or not caddy.admin_gone(ref):
+                continue
+            why = f"nothing listens on its admin socket {ref.admin} (moved or deleted)"
+            caddy.stop_caddy(ref, grace_s=self.options.stop_grace_s)
+            if ref.role == "router":
+                state.router = self._start_router(ref)
+                self._apply(state)
+            else:
+                assert state.router is not None
+                state.edge = self._start_edge(ref, state.router)
+            replaced.append((ref.role, why))
+        return replaced
 
     def _watch_replica(self, seen_revision: RevisionState, seen: ReplicaState) -> list[str]:
         name = seen_revision.name

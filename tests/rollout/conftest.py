@@ -106,3 +106,14 @@ def wall_to_loop(at_iso: str) -> float:
 
     wall = dt.datetime.fromisoformat(at_iso).timestamp()
     return time.monotonic() - (time.time() - wall)
+
+
+def wait_for(condition, timeout_s: float, what: str):
+    """``condition()``'s first truthy value, polled every 0.25 s; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")

@@ -27,6 +27,7 @@ from tests.rollout.conftest import (
     FIXTURE_SERVICE,
     assert_no_failed_requests,
     fixture_spec,
+    wait_for,
     wall_to_loop,
 )
 
@@ -37,16 +38,6 @@ FAST_POLICY = AnalysisPolicy(max_p99_ms=250.0, min_requests=10, probe_requests=5
 def stable(controller):
     state = read_state(controller.settings)
     return state.revisions[state.stable]
-
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def versions(samples) -> collections.Counter:

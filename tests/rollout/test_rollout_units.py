@@ -107,6 +107,21 @@ def test_score_comparison_fails_a_shifted_model_only():
     assert psi(baseline, baseline) == pytest.approx(0.0)
 
 
+def test_the_readme_states_the_score_gate_the_code_applies():
+    """The README said the score gate fails on KS alone; the code also requires the means to be
+    more than ``max_mean_ratio`` apart. Each of the three conditions must be written there."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("Canary analysis (`analysis.py`)")
+    gate = " ".join(readme[start : readme.index("\n\n", start)].split())
+    policy = AnalysisPolicy()
+    for stated in (
+        f"significant (p < {policy.ks_alpha:g})",
+        f"large (> {policy.max_ks_statistic:g})",
+        f"mean scores are more than {policy.max_mean_ratio:g}x apart",
+    ):
+        assert stated in gate, (stated, gate)
+
+
 def revision(name, weight, ready=(True,), phase=READY):
     spec = RevisionSpec(serve_target="s:S", model_version=name, source="x")
     base = 9000 + 10 * sum(map(ord, name))
@@ -313,6 +328,71 @@ def test_caddys_admin_apis_are_owner_only_sockets_and_drift_is_restored(tmp_path
             causes = [c.cause for c in routing_changes(conn)]
         assert any("drift found" in c and "127.0.0.1:9" in c for c in causes), causes
         assert "router drift restored: the state's weights again" in causes
+        assert supervisor.reconcile() == []
+    finally:
+        tear_down(settings)
+
+
+def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(tmp_path):
+    """Only the router's routes were compared: a PATCH of the edge (every request to another
+    address) or an admin listener moved to a TCP port (open to every local process again)
+    went unnoticed by the watchdog."""
+    import contextlib
+    import stat
+
+    import httpx
+
+    from evergreen.ports import free_port
+    from evergreen.rollout.processes import is_alive
+    from evergreen.rollout.records import routing_changes
+    from evergreen.rollout.state import read_state
+    from evergreen.rollout.status import serving_status
+    from evergreen.rollout.supervisor import Supervisor
+    from tests.rollout.conftest import tear_down, wait_for
+
+    settings = rollout_settings(tmp_path / "home")
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.ensure_router()
+        state = read_state(settings)
+        hijack = {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:9"}]}
+        with state.edge.client(5.0) as client:
+            path = "/config/apps/http/servers/edge/routes/0/handle/0"
+            assert client.patch(path, json=hijack).status_code == 200
+
+        [drift] = serving_status(settings)["drift"]  # `evergreen status` says so meanwhile
+        assert drift.startswith("edge: its live configuration differs") and "127.0.0.1:9" in drift
+
+        assert supervisor.reconcile() == ["edge drift restored (it routed 127.0.0.1:9 1)"]
+        assert serving_status(settings)["drift"] == []
+        live = caddy.current_config(state.edge)
+        upstreams = live["apps"]["http"]["servers"]["edge"]["routes"][0]["handle"][0]["upstreams"]
+        assert upstreams == [{"dial": state.router.listen}]
+        assert supervisor.reconcile() == []
+
+        # The router's admin API moved to a TCP port through its own socket.
+        port = free_port()
+        with contextlib.suppress(httpx.HTTPError), state.router.client(5.0) as client:
+            client.patch("/config/admin/listen", json=f"127.0.0.1:{port}")
+        wait_for(lambda: caddy.admin_gone(state.router), 15, "the router's socket to go")
+        assert port in _tcp_ports(state.router.process.pid)
+        assert serving_status(settings)["drift"] == [
+            f"router: nothing listens on its admin socket {state.router.admin}"
+        ]
+
+        actions = supervisor.reconcile()
+
+        assert actions[0].startswith("router replaced: nothing listens on its admin socket")
+        router = read_state(settings).router
+        assert not is_alive(state.router.process) and is_alive(router.process)
+        assert stat.S_IMODE(Path(router.admin).stat().st_mode) == 0o600
+        assert port not in _tcp_ports(router.process.pid)
+        [(_, intended), _] = supervisor.intended_configs(read_state(settings))
+        assert caddy.current_config(router) == intended
+        with rollout_ledger(settings) as conn:
+            causes = [c.cause for c in routing_changes(conn)]
+        assert any("edge drift found" in c and "127.0.0.1:9" in c for c in causes), causes
+        assert any(c.startswith("router replaced") for c in causes), causes
         assert supervisor.reconcile() == []
     finally:
         tear_down(settings)
