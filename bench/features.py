@@ -308,11 +308,7 @@ def _floor_sql(first_us: int) -> str:
         wins.append(
             f"c{w} AS (PARTITION BY customer_id ORDER BY tx_us {frame.format(sec * us - 1)})"
         )
-        cols += [
-            f"count(*) OVER c{w} AS n_{w}",
-            f"sum(amount) OVER c{w} AS s_{w}",
-            f"max(amount) OVER c{w} AS x_{w}",
-        ]
+        cols += [f"count(*) OVER c{w} AS n_{w}", f"sum(amount) OVER c{w} AS s_{w}"]
     cols.append("max(tx_us) OVER c30d AS last_us")
     for w, sec in TERMINAL_WINDOWS.items():
         wins.append(
@@ -326,7 +322,6 @@ def _floor_sql(first_us: int) -> str:
             f"coalesce(s_{w}, 0.0) AS s_{w}",
             f"s_{w} / n_{w} AS m_{w}",
             f"amount / nullif(s_{w} / n_{w}, 0) AS r_{w}",
-            f"x_{w}",
         ]
     return f"""
         SELECT transaction_id, {", ".join(means)}, (tx_us - last_us) / 1e6 AS since,

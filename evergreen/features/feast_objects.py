@@ -142,8 +142,7 @@ def _realtime_views(entities: list[Entity], features_dir: Path) -> list[FeatureV
             realtime.card_feature_types(),
             source,
             "The card's transactions before this one over 1 h, 24 h, 7 d and 30 d: count, total, "
-            "mean, this amount over the mean, largest amount; seconds since its previous "
-            "transaction.",
+            "mean, this amount over the mean; seconds since its previous transaction.",
         ),
         _realtime_view(
             realtime.TERMINAL_VIEW,

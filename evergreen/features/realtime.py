@@ -12,11 +12,9 @@ in Python from the online state's events (serving). Both apply the same rule:
 Strictly before T, so arrival order does not matter: a transaction that reaches the online state
 before an earlier one (another replica, a retry, a batch reconciliation) is not counted for it,
 and a retried request reads what its first attempt read. Per card and window w in 1 h, 24 h,
-7 d, 30 d: number of transactions, total amount, mean amount (None when empty), the
-transaction's amount over that mean (None when empty or zero) and the largest amount (None when
-empty: a compromised card's earlier inflated frauds stay visible in it, which raised the handbook
-benchmark's AP by 0.02); seconds since the card's previous transaction within the longest window
-(None when there is none). Per terminal: transactions over
+7 d, 30 d: number of transactions, total amount, mean amount (None when empty) and the
+transaction's amount over that mean (None when empty or zero); seconds since the card's previous
+transaction within the longest window (None when there is none). Per terminal: transactions over
 1 h and 24 h. A card or terminal never seen has empty windows: counts 0, sums 0.0, the rest None.
 
 Data time. The online state keeps its newest event time (``data time``, the data's clock, not
@@ -59,7 +57,6 @@ def card_feature_types() -> dict[str, str]:
         types[f"card_amount_sum_{w}"] = "float"
         types[f"card_amount_mean_{w}"] = "float"
         types[f"card_amount_to_mean_{w}"] = "float"
-        types[f"card_amount_max_{w}"] = "float"
     types[SECONDS_SINCE_PREVIOUS] = "float"
     return types
 
@@ -101,8 +98,7 @@ def card_features(events: Sequence[tuple[int, float]], at_us: int, amount: float
         inside = [a for t, a in events if low < t < at_us]
         count, total = len(inside), sum(inside, 0.0)
         mean = total / count if count else None
-        largest = max(inside) if inside else None
-        values += [count, total, mean, amount / mean if mean else None, largest]
+        values += [count, total, mean, amount / mean if mean else None]
     before = [t for t, _ in events if at_us - LONGEST_S * US < t < at_us]
     values.append((at_us - max(before)) / US if before else None)
     return values
@@ -160,7 +156,6 @@ def offline_sql(events: str) -> str:
             f"{total} AS card_amount_sum_{w}",
             f"{mean} AS card_amount_mean_{w}",
             f"CASE WHEN {mean} > 0 THEN amount / ({mean}) END AS card_amount_to_mean_{w}",
-            f"max(amount) OVER card_{w} AS card_amount_max_{w}",
         ]
     longest = next(w for w, s in CARD_WINDOWS.items() if s == LONGEST_S)
     selects.append(
