@@ -15,10 +15,13 @@ simulated data set (the handbook's reference configuration: 5,000 customers, 10,
 * and CatBoost with ``train_candidate``'s parameters and split on the handbook's features, which
   tells how much of a difference comes from the features rather than the model.
 
-Our features are those of a daily batch (a transaction sees the features of the day before it,
-not its own day's earlier transactions); the handbook's customer windows include the transaction
-itself. Metrics (``evergreen.models.metrics``): ROC AUC, average precision and Card
-Precision@100 on the same test transactions; training time is the fit alone, prediction time
+Our features: the daily batch's (a transaction sees the feature rows of the day before it) and
+the request-time windows (``evergreen.features.realtime``: the card's and terminal's
+transactions strictly before this one, the same day's included, as the online state holds them);
+``catboost_feast_daily_only`` is the same model without the request-time windows (the ablation).
+The handbook's customer windows include the transaction itself. Metrics
+(``evergreen.models.metrics``): ROC AUC, average precision and Card Precision@100 on the same
+test transactions; training time is the fit alone, prediction time
 ``predict_proba`` on the test set, as the handbook times them, each also as this process's CPU
 time (``*_train_cpu_s``), which a machine busy with other work inflates less than wall time.
 ``--quick`` runs the whole path on a small bank with 4-day weeks: a smoke test, not a measurement.

@@ -4,7 +4,12 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import instance_for_test, materialize
 
-from assets.feast_features import feature_definitions, online_features, training_set
+from assets.feast_features import (
+    feature_definitions,
+    online_features,
+    training_set,
+    transaction_state,
+)
 from assets.features import customer_spending_features, terminal_risk_features
 from evergreen.features.repo import definitions_version
 from evergreen.features.training_set import TrainingWindow, labelled_transactions
@@ -114,6 +119,41 @@ def test_training_set_holds_labels_known_at_the_cutoff(home, dagster_instance):
     assert meta["feature_service"] == "fraud_detection"
     assert meta["feature_service_version"] == definitions_version()
     assert meta["fingerprint"] == _metadata(again, "training_set")["fingerprint"]
+
+
+def test_transaction_state_adds_a_landed_day_once_even_after_serving(home, dagster_instance):
+    """The day's landed transactions go into the request-time state; those already served
+    (here: a third of the day, written as /predict does) are not added again, and a second
+    run adds nothing."""
+    import datetime as dt
+
+    from evergreen.features.feast_client import feature_store
+    from evergreen.features.sqlite_online_store import realtime_state_of
+
+    _run([feature_definitions], home, dagster_instance)
+    with connect(home.warehouse_path, read_only=True) as conn:
+        landed = conn.sql(
+            "SELECT transaction_id, customer_id, terminal_id, tx_datetime, amount "
+            "FROM raw_transactions WHERE partition_date = $d ORDER BY transaction_id",
+            params={"d": day(6)},
+        ).fetchall()
+    state = realtime_state_of(feature_store(home).config)
+    served = [(tx, c, t, ts.replace(tzinfo=dt.UTC), a) for tx, c, t, ts, a in landed[::3]]
+    state.record(served)
+
+    first = _metadata(_run([transaction_state], home, dagster_instance, 6), "transaction_state")
+    again = _metadata(_run([transaction_state], home, dagster_instance, 6), "transaction_state")
+
+    ids = [row[0] for row in landed]
+    assert set(state.held(ids).values()) == {1}
+    state.close()
+    assert first["dagster/row_count"] == len(landed) > 300
+    assert (first["transactions_written"], first["transactions_already_held"]) == (
+        len(landed) - len(served),
+        len(served),
+    )
+    assert (again["transactions_written"], again["transactions_already_held"]) == (0, len(landed))
+    assert first["data_time"] >= max(ts for *_, ts, _ in landed).replace(tzinfo=dt.UTC).timestamp()
 
 
 def test_feast_assets_need_applied_definitions(tmp_path, dagster_instance):

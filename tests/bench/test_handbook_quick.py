@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ("catboost_feast", "logreg_handbook", "random_forest_handbook", "catboost_handbook")
+MODELS = (
+    "catboost_feast",
+    "catboost_feast_daily_only",
+    "logreg_handbook",
+    "random_forest_handbook",
+    "catboost_handbook",
+)
 PER_MODEL = (
     "roc_auc",
     "average_precision",
