@@ -32,7 +32,7 @@ WORKFLOW = [
     ("ingest", "check and load days; bad files go to quarantine"),
     ("quarantine", "what the checks set aside, and why"),
     ("demo", "the whole loop in one go: data, models, serving, drift, retrain, canary"),
-    ("ui", "Dagster on http://127.0.0.1:3000: assets, runs, checks"),
+    ("ui", "Dagster on http://127.0.0.1:3000 (assets, runs, checks) and the Evidently UI"),
     ("status", "what is served now, at which weights, since when"),
     ("models", "registered models and their status"),
     ("promote", "make a model the champion by hand"),
@@ -323,18 +323,25 @@ def demo(
 def ui(
     host: str = typer.Option("127.0.0.1", help="Address the webserver listens on."),
     port: int = typer.Option(3000, help="Port of the webserver."),
+    evidently: bool = typer.Option(
+        True, help="Also serve the Evidently UI workspace (drift and quality per day)."
+    ),
+    evidently_port: int = typer.Option(0, help="Port of the Evidently UI (0: a free one)."),
 ) -> None:
-    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance, and serve the
-    reports folder so the metadata's links to Evidently reports and plots open.
+    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance, serve the
+    reports folder so the metadata's links to Evidently reports and plots open, and the
+    Evidently UI over this home's workspace (a project per model line: drift per feature and
+    quality on matured labels per day, per segment; `model_monitoring` fills it).
 
     Open http://127.0.0.1:3000 to see every asset, materialize one by hand, and read each
-    run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT).
-    Ctrl-C stops everything.
+    run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT);
+    the Evidently UI's address is printed at start. Ctrl-C stops everything.
     """
     import signal
     import subprocess
     from pathlib import Path
 
+    from evergreen.dashboards.evidently_ui import EvidentlyUI, EvidentlyUIError
     from evergreen.instance import ensure_instance
     from evergreen.report_server import start_report_server, stop_report_server
     from evergreen.rollout.processes import stop_group
@@ -343,6 +350,13 @@ def ui(
     ensure_instance(settings)
     reports = start_report_server(settings)
     console.print(f"Reports (Evidently HTML, plots): {settings.reports_url}")
+    dashboards = None
+    if evidently:
+        try:
+            dashboards = EvidentlyUI(settings, evidently_port or None).start()
+            console.print(f"Evidently UI (drift and quality per day): {dashboards.url}")
+        except EvidentlyUIError as error:  # Dagster still starts: the dashboards are extra
+            console.print(f"[yellow]Evidently UI not started[/]: {error}")
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
@@ -362,5 +376,7 @@ def ui(
                 console.print(f"killed {len(killed)} process(es) that ignored SIGINT and SIGTERM")
             code = 0  # Ctrl-C is how this command is meant to end (make ui is not an error)
     finally:
+        if dashboards is not None:
+            dashboards.stop()
         stop_report_server(reports)
     raise typer.Exit(code)
