@@ -87,27 +87,29 @@ class Published:
 
 
 def _open(settings: EvergreenSettings):
-    from evidently.ui.workspace import Workspace
+    """The workspace's files. Evidently's file store itself, not ``Workspace``: that one
+    parses every snapshot of every project when opened, and a publish reads none of them."""
+    from evidently.ui.storage.local.base import LocalState
 
     path = workspace_path(settings)
     path.mkdir(parents=True, exist_ok=True)
-    return Workspace(str(path))
+    return LocalState(str(path))
 
 
-def ensure_project(workspace, line: str):
+def ensure_project(store, line: str) -> None:
     """The model line's project, created with its derived id the first time."""
     from evidently.sdk.models import ProjectModel
 
-    found = workspace.get_project(project_id(line))
-    if found is not None:
-        return found
+    try:
+        store.read_project(project_id(line))
+        return
+    except FileNotFoundError:
+        pass
     description = (
         f"Evergreen's {line} models: per data day, drift of what serving saw from the serving "
         "model's training set, and quality on the labels matured so far, per segment."
     )
-    return workspace.add_project(
-        ProjectModel(id=project_id(line), name=line, description=description)
-    )
+    store.write_project(ProjectModel(id=project_id(line), name=line, description=description))
 
 
 def _digest(payload: object) -> str:
@@ -115,8 +117,8 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _kept_digest(workspace, line: str, sid: uuid.UUID) -> str | None:
-    path = Path(workspace.path) / str(project_id(line)) / "snapshots" / f"{sid}.json"
+def _kept_digest(store, line: str, sid: uuid.UUID) -> str | None:
+    path = Path(store.path) / str(project_id(line)) / "snapshots" / f"{sid}.json"
     if not path.exists():
         return None
     try:
@@ -125,25 +127,25 @@ def _kept_digest(workspace, line: str, sid: uuid.UUID) -> str | None:
         return None
 
 
-def _write(workspace, line: str, sid: uuid.UUID, snapshot) -> None:
+def _write(store, line: str, sid: uuid.UUID, snapshot) -> None:
     """Write the snapshot under its derived id (``Workspace.add_run`` would draw a new one)."""
-    workspace.state.write_snapshot(project_id(line), sid, snapshot.to_snapshot_model())
+    store.write_snapshot(project_id(line), sid, snapshot.to_snapshot_model())
 
 
-def _publish(workspace, published: Published, key: tuple, inputs: object, build) -> None:
+def _publish(store, published: Published, key: tuple, inputs: object, build) -> None:
     """Write snapshot ``key`` = (line, kind, day, version) unless its inputs are unchanged."""
     line, kind, day, version = key
     sid = snapshot_id(line, kind, day, version)
     digest = _digest(inputs)
     published.lines.add(line)
-    if _kept_digest(workspace, line, sid) == digest:
+    if _kept_digest(store, line, sid) == digest:
         published.unchanged += 1
         return
-    ensure_project(workspace, line)
+    ensure_project(store, line)
     metadata = {"inputs": digest, "day": day.isoformat(), "kind": kind}
     if version:
         metadata["model_version"] = version
-    _write(workspace, line, sid, build(metadata))
+    _write(store, line, sid, build(metadata))
     published.written.append(" ".join(str(p) for p in (line, kind, day, version) if p))
 
 
@@ -216,7 +218,7 @@ def publish_monitoring(
     from evergreen.warehouse import connect
 
     days = sorted(set(days))
-    workspace = _open(settings)
+    store = _open(settings)
     published = Published()
     for day in days:
         finding = read_drift(settings, day)
@@ -226,7 +228,7 @@ def publish_monitoring(
         key = (model_line(finding.model_tag), DRIFT, day, "")
         published.saw(key[0], "FeatureDriftRatio", inputs["features"])
         published.saw(key[0], "SegmentDriftShare", inputs["segments"])
-        _publish(workspace, published, key, inputs, partial(_drift_snapshot, day, inputs))
+        _publish(store, published, key, inputs, partial(_drift_snapshot, day, inputs))
     if days and labels_through is not None:
         with connect(settings.warehouse_path, read_only=True) as conn:
             matured = matured_predictions(conn, days[0], days[-1], labels_through)
@@ -236,14 +238,14 @@ def publish_monitoring(
             key = (model_line(version), QUALITY, day, version)
             published.saw(key[0], "quality", _segment_values(frame))
             _publish(
-                workspace,
+                store,
                 published,
                 key,
                 _quality_inputs(frame),
                 partial(_quality_snapshot, day, version, frame),
             )
     for line in sorted(published.lines):
-        save_dashboard(workspace, line, published.labels.get(line, {}))
+        save_dashboard(store, line, published.labels.get(line, {}))
     return published
 
 
@@ -260,11 +262,11 @@ def _by_day_and_version(matured: pd.DataFrame, days: set[dt.date]):
     return [(key, frame) for key, frame in wanted.groupby(["day", "model_version"], sort=True)]
 
 
-def _kept_labels(workspace, line: str) -> dict[str, set[str]]:
+def _kept_labels(store, line: str) -> dict[str, set[str]]:
     """The features and segments the line's saved dashboard already draws (its panels' metric
     labels): a call with fewer days never drops a line another day added."""
     kept = {"FeatureDriftRatio": set(), "SegmentDriftShare": set(), "quality": set()}
-    for panel in workspace.get_dashboard(project_id(line)).panels:
+    for panel in store.read_dashboard(project_id(line)).panels:
         for value in panel.values:
             kind = value.metric.rsplit(":", 1)[-1]
             label = value.metric_labels.get("column") or value.metric_labels.get("segment")
@@ -393,9 +395,9 @@ def dashboard_model(
     return DashboardModel(tabs=tabs, panels=[p for _, p in panels])
 
 
-def save_dashboard(workspace, line: str, seen: dict[str, set[str]]) -> None:
+def save_dashboard(store, line: str, seen: dict[str, set[str]]) -> None:
     """(Re)write the line's dashboard over the features and segments ``seen`` now and those
     it already drew."""
-    kept = _kept_labels(workspace, line)
+    kept = _kept_labels(store, line)
     labels = [sorted(kept[k] | seen.get(k, set())) for k in kept]
-    workspace.save_dashboard(project_id(line), dashboard_model(line, *labels))
+    store.write_dashboard(project_id(line), dashboard_model(line, *labels))
