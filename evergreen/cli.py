@@ -341,7 +341,7 @@ def ui(
     import subprocess
     from pathlib import Path
 
-    from evergreen.dashboards.evidently_ui import EvidentlyUI, EvidentlyUIError
+    from evergreen.dashboards.evidently_ui import EvidentlyUI
     from evergreen.instance import ensure_instance
     from evergreen.report_server import start_report_server, stop_report_server
     from evergreen.rollout.processes import stop_group
@@ -350,13 +350,6 @@ def ui(
     ensure_instance(settings)
     reports = start_report_server(settings)
     console.print(f"Reports (Evidently HTML, plots): {settings.reports_url}")
-    dashboards = None
-    if evidently:
-        try:
-            dashboards = EvidentlyUI(settings, evidently_port or None).start()
-            console.print(f"Evidently UI (drift and quality per day): {dashboards.url}")
-        except EvidentlyUIError as error:  # Dagster still starts: the dashboards are extra
-            console.print(f"[yellow]Evidently UI not started[/]: {error}")
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
@@ -365,9 +358,14 @@ def ui(
     # to itself, dagster dev with a run in flight ignored SIGTERM for more than 8 minutes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     code = 130
+    dashboards = None
     try:
+        if evidently:  # its imports take seconds: it starts while Dagster does
+            dashboards = EvidentlyUI(settings, evidently_port or None).launch()
         webserver = subprocess.Popen(argv, start_new_session=True)
         try:
+            if dashboards is not None:
+                dashboards = _evidently_ready(dashboards)
             code = webserver.wait()
         except KeyboardInterrupt:
             console.print(f"stopping Dagster (up to {UI_STOP_GRACE_S:.0f} s, then killed)")
@@ -375,8 +373,24 @@ def ui(
             if killed:
                 console.print(f"killed {len(killed)} process(es) that ignored SIGINT and SIGTERM")
             code = 0  # Ctrl-C is how this command is meant to end (make ui is not an error)
+    except KeyboardInterrupt:  # Ctrl-C before Dagster started
+        code = 0
     finally:
         if dashboards is not None:
             dashboards.stop()
         stop_report_server(reports)
     raise typer.Exit(code)
+
+
+def _evidently_ready(dashboards):
+    """The Evidently UI once it answers (its address printed), or None (said why) if it did
+    not start: Dagster runs all the same, the dashboards are an extra."""
+    from evergreen.dashboards.evidently_ui import EvidentlyUIError
+
+    try:
+        dashboards.wait_ready()
+    except EvidentlyUIError as error:
+        console.print(f"[yellow]Evidently UI not started[/]: {error}")
+        return None
+    console.print(f"Evidently UI (drift and quality per day): {dashboards.url}")
+    return dashboards

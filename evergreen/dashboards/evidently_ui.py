@@ -56,6 +56,13 @@ class EvidentlyUI:
 
     def start(self, timeout_s: float = 90.0) -> EvidentlyUI:
         """Start the service and wait until ``/api/projects`` answers 200."""
+        self.launch()
+        self.wait_ready(timeout_s)
+        return self
+
+    def launch(self) -> EvidentlyUI:
+        """Start the service and return at once (``wait_ready`` waits: Dagster can start
+        meanwhile)."""
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "DO_NOT_TRACK": "1"}
@@ -68,12 +75,16 @@ class EvidentlyUI:
                 env=env,
                 start_new_session=True,  # its own group: stop() ends all of it
             )
+        return self
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Wait until the API answers; stop the service and raise ``EvidentlyUIError`` if it
+        exits or does not answer within ``timeout_s``."""
         try:
             self._wait_ready(timeout_s)
         except BaseException:
             self.stop()
             raise
-        return self
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -5,7 +5,6 @@ add no day twice, a day whose labels matured further is rewritten in place, and 
 ``evidently ui`` serves the project, its dashboard and the days over HTTP."""
 
 import datetime as dt
-import json
 
 import httpx
 import numpy as np
@@ -218,4 +217,3 @@ def _assert_the_ui_serves(settings, project, days: list[dt.date]) -> None:
         ui.stop()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert port_is_free(ui.port)
-    assert json.loads((workspace_path(settings) / str(project) / "metadata.json").read_text())
