@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(EVERGREEN_HOME)/dagster
 # uv reads the system trust store, so a machine behind its own CA bundle works as any other.
 export UV_NATIVE_TLS := 1
 
-.PHONY: install demo test lint format lock bench ui clean chromium podman servers
+.PHONY: install demo test lint format lock bench ui clean chromium podman servers grafana-schema
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,17 @@ bench: $(BIN)/.installed
 
 ui: $(BIN)/.installed
 	$(BIN)/evergreen ui
+
+# Regenerate the Grafana dashboard schema from Grafana's own types (npm); the file is committed,
+# so tests validate offline. See evergreen/dashboards/grafana/README.md.
+GRAFANA_SCHEMA := evergreen/dashboards/grafana/dashboard.schema.json
+grafana-schema:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent @grafana/schema@13.2.3 >/dev/null && \
+	  tar xzf grafana-schema-13.2.3.tgz && \
+	  npm install --silent --no-audit --no-fund typescript-json-schema@0.65.1 typescript@5.6.3 && \
+	  node_modules/.bin/typescript-json-schema --required --strictNullChecks \
+	    package/dist/types/raw/dashboard/x/types.gen.d.ts Dashboard -o $(CURDIR)/$(GRAFANA_SCHEMA) && \
+	  rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) .evergreen

@@ -1,5 +1,6 @@
 """Model monitoring for a person: live average precision per model over the served days, and
-each feature's drift per day, as plots in the asset's metadata.
+each feature's drift per day, as plots in the asset's metadata, and each day added to the
+Evidently UI workspace (``evergreen.dashboards.evidently_workspace``, opened by ``make ui``).
 
 ``model_monitoring`` reads every partition of ``live_predictions`` and ``raw_labels`` from the
 warehouse (read-only: it never takes the DuckDB writer, so it needs no warehouse pool) and
@@ -33,7 +34,7 @@ TOP_FEATURES = 8
     ],
     kinds={"python", "evidently"},
     group_name="monitoring",
-    code_version="model-monitoring-2",
+    code_version="model-monitoring-3",
     automation_condition=refresh_on_any_upstream_partition(),
 )
 def model_monitoring(
@@ -41,7 +42,10 @@ def model_monitoring(
 ) -> MaterializeResult:
     """Live AP per model and served day on matured labels (beside each model's reference AP),
     each feature's drift per served day, and AP per day served vs frozen vs oracle with the
-    loop's alarms, retrains, promotions and rollbacks, as PNG plots and tables."""
+    loop's alarms, retrains, promotions and rollbacks, as PNG plots and tables; and every
+    served day in the Evidently UI workspace (a project per model line, a dashboard of drift
+    and quality over time; re-running adds no day twice)."""
+    from evergreen.dashboards.evidently_workspace import publish_monitoring, workspace_path
     from evergreen.loop.live_data import logged_days, newest_label_day
     from evergreen.loop.monitoring_history import (
         daily_live_ap,
@@ -71,6 +75,8 @@ def model_monitoring(
     drift_png = plot_drift_per_feature(drift, folder / "drift_per_feature.png")
     summary = _summary(served, ap, labels_through)
     context.log.info(summary)
+    published = publish_monitoring(settings, list(served), labels_through)
+    context.log.info(published.summary())
     return MaterializeResult(
         metadata={
             "status": "monitored",
@@ -87,6 +93,12 @@ def model_monitoring(
             "matured_predictions": int(ap["rows"].sum()),
             "labels_through": str(labels_through),
             "drift_findings": MetadataValue.path(str(folder / "drift")),
+            "evidently_workspace": MetadataValue.path(str(workspace_path(settings))),
+            "evidently": MetadataValue.md(
+                published.summary() + " Open it with `make ui` (the Evidently UI's address "
+                "is printed beside Dagster's)."
+            ),
+            "evidently_snapshots_written": len(published.written),
         }
     )
 

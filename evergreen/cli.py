@@ -32,7 +32,7 @@ WORKFLOW = [
     ("ingest", "check and load days; bad files go to quarantine"),
     ("quarantine", "what the checks set aside, and why"),
     ("demo", "the whole loop in one go: data, models, serving, drift, retrain, canary"),
-    ("ui", "Dagster on http://127.0.0.1:3000: assets, runs, checks"),
+    ("ui", "Dagster on http://127.0.0.1:3000 (assets, runs, checks) and the Evidently UI"),
     ("status", "what is served now, at which weights, since when"),
     ("models", "registered models and their status"),
     ("promote", "make a model the champion by hand"),
@@ -323,18 +323,25 @@ def demo(
 def ui(
     host: str = typer.Option("127.0.0.1", help="Address the webserver listens on."),
     port: int = typer.Option(3000, help="Port of the webserver."),
+    evidently: bool = typer.Option(
+        True, help="Also serve the Evidently UI workspace (drift and quality per day)."
+    ),
+    evidently_port: int = typer.Option(0, help="Port of the Evidently UI (0: a free one)."),
 ) -> None:
-    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance, and serve the
-    reports folder so the metadata's links to Evidently reports and plots open.
+    """Start Dagster (webserver and daemon, sensors on) on Evergreen's instance, serve the
+    reports folder so the metadata's links to Evidently reports and plots open, and the
+    Evidently UI over this home's workspace (a project per model line: drift per feature and
+    quality on matured labels per day, per segment; `model_monitoring` fills it).
 
     Open http://127.0.0.1:3000 to see every asset, materialize one by hand, and read each
-    run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT).
-    Ctrl-C stops everything.
+    run's checks and metadata; reports are on http://127.0.0.1:3001 (EVERGREEN_REPORTS_PORT);
+    the Evidently UI's address is printed at start. Ctrl-C stops everything.
     """
     import signal
     import subprocess
     from pathlib import Path
 
+    from evergreen.dashboards.evidently_ui import EvidentlyUI
     from evergreen.instance import ensure_instance
     from evergreen.report_server import start_report_server, stop_report_server
     from evergreen.rollout.processes import stop_group
@@ -351,9 +358,14 @@ def ui(
     # to itself, dagster dev with a run in flight ignored SIGTERM for more than 8 minutes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     code = 130
+    dashboards = None
     try:
+        if evidently:  # its imports take seconds: it starts while Dagster does
+            dashboards = EvidentlyUI(settings, evidently_port or None).launch()
         webserver = subprocess.Popen(argv, start_new_session=True)
         try:
+            if dashboards is not None:
+                dashboards = _evidently_ready(dashboards)
             code = webserver.wait()
         except KeyboardInterrupt:
             console.print(f"stopping Dagster (up to {UI_STOP_GRACE_S:.0f} s, then killed)")
@@ -361,6 +373,24 @@ def ui(
             if killed:
                 console.print(f"killed {len(killed)} process(es) that ignored SIGINT and SIGTERM")
             code = 0  # Ctrl-C is how this command is meant to end (make ui is not an error)
+    except KeyboardInterrupt:  # Ctrl-C before Dagster started
+        code = 0
     finally:
+        if dashboards is not None:
+            dashboards.stop()
         stop_report_server(reports)
     raise typer.Exit(code)
+
+
+def _evidently_ready(dashboards):
+    """The Evidently UI once it answers (its address printed), or None (said why) if it did
+    not start: Dagster runs all the same, the dashboards are an extra."""
+    from evergreen.dashboards.evidently_ui import EvidentlyUIError
+
+    try:
+        dashboards.wait_ready()
+    except EvidentlyUIError as error:
+        console.print(f"[yellow]Evidently UI not started[/]: {error}")
+        return None
+    console.print(f"Evidently UI (drift and quality per day): {dashboards.url}")
+    return dashboards

@@ -54,9 +54,9 @@ def test_a_group_that_ignores_sigint_and_sigterm_is_ended_and_detached_ones_kept
             process.kill()
 
 
-def test_ctrl_c_of_evergreen_ui_ends_dagster_and_the_report_server(tmp_path):
+def test_ctrl_c_of_evergreen_ui_ends_dagster_the_report_server_and_the_evidently_ui(tmp_path):
     home = tmp_path / "home"
-    port = free_port()
+    port, evidently = free_port(), free_port()
     env = {
         **os.environ,
         "EVERGREEN_HOME": str(home),
@@ -67,22 +67,30 @@ def test_ctrl_c_of_evergreen_ui_ends_dagster_and_the_report_server(tmp_path):
     evergreen = str(Path(sys.executable).with_name("evergreen"))
     log = (tmp_path / "ui.log").open("wb")
     ui = subprocess.Popen(
-        [evergreen, "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        [evergreen, "ui", "--port", str(port), "--evidently-port", str(evidently)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    said = f"Evidently UI (drift and quality per day): http://127.0.0.1:{evidently}"
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-2000:]
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                answered = httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2)
+                if answered.status_code == 200 and said in (tmp_path / "ui.log").read_text():
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(1)
         assert len(processes_of(home)) >= 3  # dagster dev, webserver, daemon, code server...
+        # The Evidently UI over the home's (empty) workspace answers at the address it printed.
+        assert said in (tmp_path / "ui.log").read_text()
+        assert httpx.get(f"http://127.0.0.1:{evidently}/api/projects", timeout=5).json() == []
 
         ui.send_signal(signal.SIGINT)  # Ctrl-C
-        ui.wait(90)
+        assert ui.wait(90) == 0  # Ctrl-C is how it ends
 
         time.sleep(1.0)
         assert processes_of(home) == [], [p.cmdline()[:3] for p in processes_of(home)]

@@ -142,7 +142,9 @@ class DemoRun:
         self.console.print(
             f"Plots of live AP per model and drift per feature: {plots}/live_ap.png, "
             f"{plots}/drift_per_feature.png; AP per day served vs frozen vs oracle with the "
-            f"loop's events: {plots}/recovery.png (the model_monitoring asset in the Dagster UI)"
+            f"loop's events: {plots}/recovery.png (the model_monitoring asset in the Dagster UI); "
+            f"drift and quality per day in the Evidently UI workspace {self.settings.home}/"
+            "evidently (`make ui` serves it)"
         )
         return self.summary_data
 
