@@ -133,8 +133,8 @@ class LoopCollector:
             self._newest_label_day = newest
         failed = _gauge(
             "evergreen_job_last_run_failed",
-            "1 when the newest finished run of a job failed (0: it succeeded).",
-            labels={"job": ""},
+            "1 when the newest finished run of a Dagster job failed (0: it succeeded).",
+            labels={"dagster_job": ""},  # not "job": Prometheus's own label
         )
         finished = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
         for job in JOBS:

@@ -225,7 +225,7 @@ def ticket_alerts(t: Thresholds, timing: RuleTiming) -> list[dict]:
         ),
         _alert(
             "RetrainFailed",
-            'evergreen_job_last_run_failed{job="retrain"} == 1',
+            'evergreen_job_last_run_failed{dagster_job="retrain"} == 1',
             d,
             "ticket",
             "model",
@@ -235,8 +235,8 @@ def ticket_alerts(t: Thresholds, timing: RuleTiming) -> list[dict]:
         ),
         _alert(
             "DeployFailed",
-            'evergreen_job_last_run_failed{job="deploy"} == 1 or evergreen_rollout_last_failed '
-            "== 1",
+            'evergreen_job_last_run_failed{dagster_job="deploy"} == 1 '
+            "or evergreen_rollout_last_failed == 1",
             d,
             "ticket",
             "serving",
