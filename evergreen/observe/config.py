@@ -8,7 +8,8 @@ receiver, served by ``evergreen observe`` itself). Alertmanager routes every ale
 ``ticket-data``...): each is a webhook to Evergreen's receiver, which records the alert in the
 ledger with the receiver's name. A team that pages through a pager service replaces the page
 receivers' ``webhook_configs`` with its own; the routes stay. An alert without those labels
-goes to ``unrouted``, recorded as such rather than lost.
+goes to ``unrouted``, recorded as such rather than lost. While ``NoRevisionReady`` fires, the
+other serving alerts it causes are held back (an inhibit rule): one page, not three.
 """
 
 from __future__ import annotations
@@ -115,4 +116,12 @@ def alertmanager_config(config: ObserveConfig, receiver_url: str) -> dict:
             "routes": routes,
         },
         "receivers": [webhook("unrouted")] + [webhook(route["receiver"]) for route in routes],
+        # Nothing serves: that one page says it all; the error and latency pages it causes
+        # would only repeat it.
+        "inhibit_rules": [
+            {
+                "source_matchers": ['alertname="NoRevisionReady"'],
+                "target_matchers": ['owner="serving"', 'alertname!="NoRevisionReady"'],
+            }
+        ],
     }

@@ -32,6 +32,7 @@ from evergreen.observe.stack import ObserveStack
 from evergreen.rollout.load import LoadLoop
 from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
 from tests.rollout.conftest import fixture_spec, rollout_settings, tear_down
+from tests.servers import ensure_debian
 
 BOUND_S = 25.0  # fault -> alert recorded in the ledger (and clear -> resolved)
 FRESHNESS_S = 8.0
@@ -63,6 +64,8 @@ def recorded(settings, name: str, status: str) -> list:
 
 @pytest.mark.e2e
 def test_faults_reach_their_owner_and_resolve_when_cleared(tmp_path, monkeypatch):
+    ensure_debian("prometheus", "prometheus")
+    ensure_debian("prometheus-alertmanager", "prometheus-alertmanager")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     settings = rollout_settings(tmp_path / "home")
     supervisor = Supervisor(settings, options=SupervisorOptions(ready_timeout_s=120))

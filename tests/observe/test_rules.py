@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from evergreen.observe.config import ObserveConfig, alertmanager_config
 from evergreen.observe.rules import OWNERS, SEVERITIES, RuleTiming, Thresholds, rule_groups
 from tests.servers import ensure_debian
 
@@ -32,6 +33,22 @@ def test_promtool_accepts_the_rule_file(tmp_path, timing):
     run = _promtool("check", "rules", "rules.yml", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout
+
+
+def test_alertmanager_accepts_its_routes_and_every_tier_and_owner_has_one(tmp_path):
+    ensure_debian("amtool", "prometheus-alertmanager")
+    config = alertmanager_config(ObserveConfig(), "http://127.0.0.1:1/alerts")
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        ["amtool", "check-config", "alertmanager.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    routes = {r["receiver"]: r["matchers"] for r in config["route"]["routes"]}
+    for severity in SEVERITIES:
+        for owner in OWNERS:
+            assert routes[f"{severity}-{owner}"] == [f'severity="{severity}"', f'owner="{owner}"']
+    hooks = [h for r in config["receivers"] for h in r["webhook_configs"]]
+    assert all(h["send_resolved"] for h in hooks)  # resolutions are recorded too
 
 
 def test_every_alert_is_tiered_owned_and_has_a_runbook():
