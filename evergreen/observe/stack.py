@@ -116,7 +116,8 @@ class ObserveStack:
 
     @property
     def folder(self) -> Path:
-        return self.settings.observe_dir
+        # Absolute: Prometheus and Alertmanager run in it, and read every path given.
+        return self.settings.observe_dir.resolve()
 
     @property
     def prometheus_url(self) -> str:
@@ -137,7 +138,8 @@ class ObserveStack:
     def write_config(self) -> dict[str, Path]:
         """Render the rule file and both configurations; returns their paths."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        scrape_dir(self.settings).mkdir(parents=True, exist_ok=True)
+        targets = scrape_dir(self.settings).resolve()
+        targets.mkdir(parents=True, exist_ok=True)
         paths = {
             "rules": self.folder / "rules.yml",
             "prometheus": self.folder / "prometheus.yml",
@@ -148,7 +150,7 @@ class ObserveStack:
         exporter = f"{LOOPBACK}:{self._server.server_port}" if self._server else ""
         prometheus = prometheus_config(
             self.config,
-            scrape_dir(self.settings),
+            targets,
             paths["rules"],
             exporter,
             f"{LOOPBACK}:{self.alertmanager_port}",
@@ -161,12 +163,18 @@ class ObserveStack:
 
     def start(self) -> ObserveStack:
         """Start the endpoint, Alertmanager and Prometheus; wait until each is ready."""
+        from prometheus_client import generate_latest
+
         from evergreen.observe.loop_metrics import loop_registry
 
         prometheus, alertmanager = binary(PROMETHEUS), binary(ALERTMANAGER)
         self.prometheus_port = self.prometheus_port or free_port()
         self.alertmanager_port = self.alertmanager_port or free_port()
-        app = evergreen_app(self.settings, loop_registry(self.settings))
+        registry = loop_registry(self.settings)
+        # One collection now: the first scrape then finds Dagster imported and its instance
+        # open, instead of timing out on them.
+        generate_latest(registry)
+        app = evergreen_app(self.settings, registry)
         self._server = make_server(
             LOOPBACK, free_port(), app, server_class=_Server, handler_class=_QuietHandler
         )
@@ -203,8 +211,10 @@ class ObserveStack:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = self.folder / f"{name}.log"
         with log.open("ab") as out:
+            # Their own session: a terminal's Ctrl-C reaches only the process that started
+            # them, which then stops them (``stop``), never half of them on their own.
             self.processes[name] = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.folder
+                argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True
             )
 
     def _wait_ready(self, name: str, url: str) -> None:
