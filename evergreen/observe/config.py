@@ -50,6 +50,18 @@ class ObserveConfig:
     file_sd_refresh: str = "30s"
 
     @staticmethod
+    def demo() -> ObserveConfig:
+        """The demo's: days replayed in minutes, so seconds-long windows and ``for:``; pages
+        wait 30 s, longer than a replica takes to start."""
+        return ObserveConfig(
+            scrape_interval="2s",
+            evaluation_interval="2s",
+            timing=RuleTiming(window="20s", page_for="30s", p99_for="60s", ticket_for="10s"),
+            routing=AlertRouting(group_wait="2s", group_interval="5s", repeat_interval="1h"),
+            file_sd_refresh="10s",
+        )
+
+    @staticmethod
     def quick(**thresholds) -> ObserveConfig:
         """One-second scrapes and evaluations, seconds-long ``for:``: the tests' stack."""
         return ObserveConfig(
