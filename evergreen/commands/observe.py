@@ -38,22 +38,21 @@ def observe_command(
         settings, prometheus_port=prometheus_port, alertmanager_port=alertmanager_port
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with stack.start():
-        console.print(
-            f"Prometheus:   {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)"
-        )
+    with stack:
+        console.print(f"Prometheus:   {stack.prometheus_url} (its alerts: /alerts)")
         console.print(f"Alertmanager: {stack.alertmanager_url}")
         console.print(f"Loop metrics: {stack.evergreen_url}/metrics")
         console.print(f"Rules and configuration: {stack.folder}")
         console.print("Ctrl-C stops them.")
         try:
-            while all(p.poll() is None for p in stack.processes.values()):
+            while not (dead := [n for n, p in stack.processes.items() if p.poll() is not None]):
                 time.sleep(1)
         except KeyboardInterrupt:
             console.print("stopping Prometheus and Alertmanager")
             return
-    dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-    raise typer.Exit(1) if dead else typer.Exit(0)
+        for name in dead:
+            console.print(f"[red]{name} exited[/]; its log ends:\n{stack.log_tail(name)}")
+    raise typer.Exit(1)
 
 
 def alerts_command(

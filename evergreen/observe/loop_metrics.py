@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ class LoopCollector:
     def __init__(self, settings: EvergreenSettings) -> None:
         self.settings = settings
         self._instance = None
+        self._lock = threading.Lock()
         self._newest_label_day: dt.date | None = None
         self.errors: dict[str, str] = {}  # source -> the last scrape's error
 
@@ -56,6 +58,11 @@ class LoopCollector:
         return []  # an unchecked collector: its series depend on what exists
 
     def collect(self) -> Iterator[Metric]:
+        # One collection at a time (the warm-up and scrapes share the Dagster instance).
+        with self._lock:
+            yield from list(self._collect())
+
+    def _collect(self) -> Iterator[Metric]:
         sources: dict[str, Callable[[], list[Metric]]] = {
             "landing": self._landing,
             "dagster": self._dagster,

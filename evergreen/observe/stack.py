@@ -167,13 +167,15 @@ class ObserveStack:
 
         from evergreen.observe.loop_metrics import loop_registry
 
+        if self.processes or self._server is not None:
+            raise ObserveError("this stack is already started")
         prometheus, alertmanager = binary(PROMETHEUS), binary(ALERTMANAGER)
         self.prometheus_port = self.prometheus_port or free_port()
         self.alertmanager_port = self.alertmanager_port or free_port()
         registry = loop_registry(self.settings)
-        # One collection now: the first scrape then finds Dagster imported and its instance
-        # open, instead of timing out on them.
-        generate_latest(registry)
+        # A first collection while the servers start: importing Dagster and opening its
+        # instance takes seconds, which the first scrapes would otherwise time out on.
+        threading.Thread(target=generate_latest, args=(registry,), daemon=True).start()
         app = evergreen_app(self.settings, registry)
         self._server = make_server(
             LOOPBACK, free_port(), app, server_class=_Server, handler_class=_QuietHandler
