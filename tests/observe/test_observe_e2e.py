@@ -103,6 +103,7 @@ def test_faults_reach_their_owner_and_resolve_when_cleared(tmp_path, monkeypatch
 
         # A quiet stretch: serving well, data landing, no drift.
         land(settings, DAY + dt.timedelta(days=1))
+        landed_at = time.time()
         time.sleep(QUIET_S)
         fired = [a["labels"]["alertname"] for a in stack.firing() if a["state"] == "firing"]
         assert fired == [], "alerts fired over the quiet stretch"
@@ -120,10 +121,13 @@ def test_faults_reach_their_owner_and_resolve_when_cleared(tmp_path, monkeypatch
         }
         delays = {}
         for name, receiver in expected.items():
-            wait_for(f"{name} recorded", lambda n=name: recorded(settings, n, "firing"), stack=stack)
+            seen = lambda n=name: recorded(settings, n, "firing")  # noqa: E731
+            wait_for(f"{name} recorded", seen, stack=stack)
             [row] = recorded(settings, name, "firing")
             assert row.receiver == receiver, (name, row.receiver)
-            delays[name] = delay(settings, name, "firing", fault_at)
+            # The data is late once the freshness has passed since the last landing.
+            since = landed_at + FRESHNESS_S if name == "DataLate" else fault_at
+            delays[name] = delay(settings, name, "firing", since)
         [replica] = recorded(settings, "ReplicaErrors", "firing")
         assert replica.labels["revision"] == failing
         [late] = recorded(settings, "DataLate", "firing")
