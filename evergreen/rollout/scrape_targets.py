@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from evergreen.settings import EvergreenSettings
 
-if TYPE_CHECKING:
-    from evergreen.rollout.state import ServingState
+# The state is ``evergreen.rollout.state.ServingState``, which imports this module to write the
+# files: typed as Any here, so the two modules do not import each other.
+ServingState = Any
 
 REPLICAS_FILE = "replicas.json"
 ROUTERS_FILE = "routers.json"
