@@ -3,7 +3,7 @@ each fires the right alert to the right owner within a bound and resolves when i
 nothing fires over the quiet stretch before.
 
 The stack: Caddy (edge and router) and three fixture revisions (``bentoml serve``, one replica
-each: a good one, one answering 500s, one 200 ms slow), Prometheus scraping them through the
+each: a good one, one answering 500s, one 1.2 s slow), Prometheus scraping them through the
 file discovery the supervisor writes, Alertmanager routing to Evergreen's receiver, which
 records into the ledger. Timing is ``ObserveConfig.quick()``: 1 s scrapes and evaluations,
 4 s rate windows, ``for:`` of 2-3 s, no group wait.
@@ -11,7 +11,8 @@ records into the ledger. Timing is ``ObserveConfig.quick()``: 1 s scrapes and ev
 Faults: traffic to the failing revision (ServingErrorRate -> page-serving, ReplicaErrors ->
 ticket-serving), a drift day (the monitors' finding of a day at 50 % of features drifted:
 DriftAboveEnter -> ticket-model), a landing day that never arrives (DataLate -> ticket-data,
-freshness 8 s here), and traffic to the slow revision (ServingLatencyP99 -> page-serving).
+freshness 8 s here), and traffic to the slow revision (ServingLatencyP99 -> page-serving; the
+budget is 500 ms here).
 
 The bound: an alert is recorded within ``window + for + 2 scrape/evaluation intervals +
 group_interval`` of its fault (about 9 s here; asserted at ``BOUND_S``), and resolved within
@@ -37,6 +38,10 @@ from tests.servers import ensure_debian
 BOUND_S = 25.0  # fault -> alert recorded in the ledger (and clear -> resolved)
 FRESHNESS_S = 8.0
 QUIET_S = 5.0
+# The budget and the slow revision far apart: the good one's p99 must stay under it even on a
+# machine whose two cores run other suites (seen: a load average of 15).
+P99_BUDGET_S = 0.5
+SLOW_MS = 1200
 DAY = dt.date(2018, 5, 10)
 
 
@@ -75,14 +80,14 @@ def test_faults_reach_their_owner_and_resolve_when_cleared(tmp_path, monkeypatch
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     settings = rollout_settings(tmp_path / "home")
     supervisor = Supervisor(settings, options=SupervisorOptions(ready_timeout_s=120))
-    config = ObserveConfig.quick(p99_budget_s=0.1, data_freshness_s=FRESHNESS_S)
+    config = ObserveConfig.quick(p99_budget_s=P99_BUDGET_S, data_freshness_s=FRESHNESS_S)
     stack = ObserveStack(settings, config)
     load, servers = None, []
     try:
         supervisor.ensure_router()
         good = supervisor.launch(fixture_spec("v1"))
         failing = supervisor.launch(fixture_spec("v2-failing", FIXTURE_ERROR_RATE=1))
-        slow = supervisor.launch(fixture_spec("v3-slow", FIXTURE_LATENCY_MS=200))
+        slow = supervisor.launch(fixture_spec("v3-slow", FIXTURE_LATENCY_MS=SLOW_MS))
         for name in (good, failing, slow):
             supervisor.wait_ready(name)
         supervisor.set_weights({good: 100, failing: 0, slow: 0}, "test: the good one serves")
@@ -97,7 +102,7 @@ def test_faults_reach_their_owner_and_resolve_when_cleared(tmp_path, monkeypatch
             count = len(stack.query('up{job="replica"} == 1'))
             return count == 3 and ("caddy", "1") in up and ("evergreen", "1") in up
 
-        wait_for("every target scraped", scraped, stack=stack)
+        wait_for("every target scraped", scraped, timeout_s=90, stack=stack)
         info = stack.query(f'evergreen_model_info{{revision="{good}"}}')
         assert info and info[0]["metric"]["model_version"] == "v1"
 
@@ -145,7 +150,7 @@ def test_faults_reach_their_owner_and_resolve_when_cleared(tmp_path, monkeypatch
             )
             delays[f"{name} resolved"] = delay(settings, name, "resolved", cleared_at)
 
-        # A latency spike: every request to the 200 ms revision, over the 100 ms budget.
+        # A latency spike: every request to the slow revision, over the budget.
         spike_at = time.time()
         supervisor.set_weights({good: 0, slow: 100}, "test: latency spike")
         wait_for(
