@@ -1,12 +1,12 @@
 """The loop's state as Prometheus metrics: a collector read at every scrape of ``evergreen
 observe``'s ``/metrics``.
 
-It reads what the loop already writes, nothing of its own: the landing zone (newest day per
-feed, and when it landed), the Dagster instance (the newest loaded labels day; whether the
-newest retrain and deploy runs failed), the ledger (the champion and its cut-off, the retrain
-triggers by outcome, the newest rollout's end), the monitors' kept findings (the newest judged
-drift and performance decay) and the supervisor's state (whether something should serve, and
-which replicas answer ``/readyz`` now).
+It reads what the loop already writes: the landing zone (newest day per feed, and when this
+collector first saw it: the one thing it keeps, in ``observe/landing_seen.json``), the Dagster
+instance (the newest loaded labels day; whether the newest retrain and deploy runs failed), the
+ledger (the champion and its cut-off, the retrain triggers by outcome, the newest rollout's
+end), the monitors' kept findings (the newest judged drift and performance decay) and the
+supervisor's state (whether something should serve, and which replicas answer ``/readyz``).
 
 Data days are exported as the Unix time of their midnight (UTC), so a dashboard shows them as
 dates and a rule subtracts them; the champion's age is in data days (as the retrain floor
@@ -100,18 +100,49 @@ class LoopCollector:
         )
         landed = _gauge(
             "evergreen_last_landing_timestamp_seconds",
-            "When the newest day's files of a feed landed (their newest mtime, wall clock).",
+            "When the newest landed day of a feed (or a change of its files) was first seen "
+            "(wall clock).",
             labels={"feed": ""},
         )
         root = self.settings.landing_dir
+        seen = self._landing_seen()
         for feed in FEEDS:
             days = landed_dates(root, feed)
             files = list_files(root, feed, days[-1]) if days else []
             if not files:
                 continue
             newest.add_metric([feed], day_seconds(days[-1]))
-            landed.add_metric([feed], max(p.stat().st_mtime for p in files))
+            stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+            signature = json.dumps([days[-1].isoformat(), stats])
+            if seen.get(feed, {}).get("signature") != signature:
+                seen[feed] = {"signature": signature, "seen_at": time.time()}
+            landed.add_metric([feed], seen[feed]["seen_at"])
+        self._keep_landing_seen(seen)
         return [newest, landed]
+
+    # When each feed's newest day was first seen. Not the files' times: the simulator stamps
+    # them with the simulated world's clock (2018), a copy or a backfill with any other. Kept
+    # in the observe folder, so a restart does not reset how late a feed is.
+
+    def _seen_path(self):
+        return self.settings.observe_dir / "landing_seen.json"
+
+    def _landing_seen(self) -> dict:
+        path = self._seen_path()
+        try:
+            return json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):  # a torn or foreign file: start seeing afresh
+            return {}
+
+    def _keep_landing_seen(self, seen: dict) -> None:
+        path = self._seen_path()
+        text = json.dumps(seen, sort_keys=True)
+        if path.exists() and path.read_text() == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.tmp")
+        partial.write_text(text)
+        partial.replace(path)
 
     def _dagster_instance(self):
         if self._instance is None:

@@ -87,7 +87,9 @@ def test_landing_findings_triggers_and_runs_become_metrics(home):
     assert found[("evergreen_newest_landed_day_timestamp_seconds", feed)] == day_seconds(
         DAY + dt.timedelta(days=1)
     )
-    assert found[("evergreen_last_landing_timestamp_seconds", feed)] == pytest.approx(landed_at)
+    # When the newest day was first seen, not its file's time (a simulator's is its world's).
+    first_seen = found[("evergreen_last_landing_timestamp_seconds", feed)]
+    assert landed_at + 3000 < first_seen <= time.time()
     assert found[("evergreen_drift_severity", ())] == 0.42  # the newest day JUDGED
     assert found[("evergreen_drift_severity_day_timestamp_seconds", ())] == day_seconds(DAY)
     assert found[("evergreen_performance_decay", ())] == 0.125
@@ -99,3 +101,8 @@ def test_landing_findings_triggers_and_runs_become_metrics(home):
     assert found[("evergreen_retrain_triggers_total", (manual[0], ("outcome", "suppressed")))] == 1
     assert found[("evergreen_job_last_run_failed", (("dagster_job", "retrain"),))] == 1.0
     assert not [k for k, v in found.items() if k[0] == "evergreen_loop_metrics_error" and v]
+
+    # A restarted observer remembers when it saw the day; a new day is seen anew.
+    assert scrape(home)[("evergreen_last_landing_timestamp_seconds", feed)] == first_seen
+    land(home, "transactions", DAY + dt.timedelta(days=2), landed_at)
+    assert scrape(home)[("evergreen_last_landing_timestamp_seconds", feed)] > first_seen
