@@ -8,9 +8,10 @@ ledger (the champion and its cut-off, the retrain triggers by outcome, the newes
 end), the monitors' kept findings (the newest judged drift and performance decay) and the
 supervisor's state (whether something should serve, and which replicas answer ``/readyz``).
 
-Data days are exported as the Unix time of their midnight (UTC), so a dashboard shows them as
-dates and a rule subtracts them; the champion's age is in data days (as the retrain floor
-counts it). A source that fails to read is left out of that scrape and flagged in
+The names the Grafana dashboard charts are ``evergreen.dashboards.metric_names``'s (one
+owner). Data days are exported as the Unix time of their midnight (UTC), so a dashboard shows
+them as dates and a rule subtracts them; the champion's age is in data days (as the retrain
+floor counts it). A source that fails to read is left out of that scrape and flagged in
 ``evergreen_loop_metrics_error{source}``: one broken reader never hides the others.
 """
 
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from evergreen.dashboards import metric_names as names
 from evergreen.settings import EvergreenSettings
 
 READY_PROBE_TIMEOUT_S = 0.5
@@ -94,7 +96,7 @@ class LoopCollector:
         from evergreen.ingest.landing import landed_dates, list_files
 
         newest = _gauge(
-            "evergreen_newest_landed_day_timestamp_seconds",
+            names.NEWEST_LANDED_DAY_TIMESTAMP,
             "The newest data day with files in the landing zone, per feed (its midnight UTC).",
             labels={"feed": ""},
         )
@@ -163,7 +165,7 @@ class LoopCollector:
             newest = max(dt.date.fromisoformat(p) for p in labels)
             metrics.append(
                 _gauge(
-                    "evergreen_newest_label_day_timestamp_seconds",
+                    names.NEWEST_MATURED_LABEL_DAY_TIMESTAMP,
                     "The newest loaded labels day (matured labels; a retrain's cut-off).",
                     day_seconds(newest),
                 )
@@ -202,14 +204,14 @@ class LoopCollector:
             if newest is not None:
                 metrics.append(
                     _gauge(
-                        "evergreen_champion_age_data_days",
+                        names.CHAMPION_AGE_DATA_DAYS,
                         "Data days from the champion's cut-off to the newest loaded labels.",
                         float((newest - cutoff).days),
                         {"model_version": champion.tag},
                     )
                 )
         triggers = CounterMetricFamily(
-            "evergreen_retrain_triggers",
+            names.RETRAINS_TOTAL.removesuffix("_total"),
             "Retrain triggers the policy recorded, by kind and outcome (accepted, "
             "suppressed, ...).",
             labels=["kind", "outcome"],

@@ -52,7 +52,7 @@ def test_an_empty_home_exports_no_loop_state_and_no_error(home):
     assert found[("evergreen_serving_expected", ())] == 0.0
     names = {name for name, _ in found}
     assert "evergreen_drift_severity" not in names
-    assert "evergreen_newest_label_day_timestamp_seconds" not in names
+    assert "evergreen_newest_matured_label_day_timestamp" not in names
 
 
 def test_landing_findings_triggers_and_runs_become_metrics(home):
@@ -84,7 +84,7 @@ def test_landing_findings_triggers_and_runs_become_metrics(home):
     found = scrape(home)
 
     feed = (("feed", "transactions"),)
-    assert found[("evergreen_newest_landed_day_timestamp_seconds", feed)] == day_seconds(
+    assert found[("evergreen_newest_landed_day_timestamp", feed)] == day_seconds(
         DAY + dt.timedelta(days=1)
     )
     # When the newest day was first seen, not its file's time (a simulator's is its world's).
@@ -93,12 +93,12 @@ def test_landing_findings_triggers_and_runs_become_metrics(home):
     assert found[("evergreen_drift_severity", ())] == 0.42  # the newest day JUDGED
     assert found[("evergreen_drift_severity_day_timestamp_seconds", ())] == day_seconds(DAY)
     assert found[("evergreen_performance_decay", ())] == 0.125
-    assert found[("evergreen_newest_label_day_timestamp_seconds", ())] == day_seconds(
+    assert found[("evergreen_newest_matured_label_day_timestamp", ())] == day_seconds(
         DAY - dt.timedelta(days=2)
     )
     manual = (("kind", "manual"), ("outcome", "accepted"))
-    assert found[("evergreen_retrain_triggers_total", manual)] == 1
-    assert found[("evergreen_retrain_triggers_total", (manual[0], ("outcome", "suppressed")))] == 1
+    assert found[("evergreen_retrains_total", manual)] == 1
+    assert found[("evergreen_retrains_total", (manual[0], ("outcome", "suppressed")))] == 1
     assert found[("evergreen_job_last_run_failed", (("dagster_job", "retrain"),))] == 1.0
     assert not [k for k, v in found.items() if k[0] == "evergreen_loop_metrics_error" and v]
 
