@@ -43,12 +43,14 @@ podman:
 	  printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' | \
 	  $$SUDO tee /etc/containers/containers.conf >/dev/null; }
 
-# The cluster profile's servers, which tests start as throwaway children (never the services).
+# The cluster profile's servers and `evergreen observe`'s, which tests start as throwaway
+# children (never the services).
 servers:
-	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && command -v redis-server promtool >/dev/null || { \
+	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && \
+	  command -v redis-server promtool prometheus prometheus-alertmanager >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	  postgresql redis-server prometheus; }
+	  postgresql redis-server prometheus prometheus-alertmanager; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

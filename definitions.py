@@ -26,7 +26,9 @@ from assets.model_monitoring import model_monitoring
 from assets.models import candidate_model
 from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import bento, live_predictions, serves_like_offline
+from evergreen.observe.rules import DAILY_FAIL_WINDOW, DAILY_WARN_WINDOW
 from evergreen.resources import EvergreenResource
+from sensors.alerts_sensor import open_alerts_sensor
 from sensors.deploy_sensor import deploy_sensor
 from sensors.drift_sensor import drift_sensor
 from sensors.follow_up_sensor import follow_up_sensor
@@ -46,8 +48,9 @@ automation_sensor = AutomationConditionSensorDefinition(
 # Freshness only monitors (the UI flags what is late); sensors and automation do the refreshing.
 # Data arrives daily, so a day and a half without a new materialization is late; models and
 # what serves them are held to the weekly retrain floor instead.
+# The DataLate alert (`evergreen observe`) holds the landing zone to the same window.
 DAILY_FRESHNESS = FreshnessPolicy.time_window(
-    fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=26)
+    fail_window=DAILY_FAIL_WINDOW, warn_window=DAILY_WARN_WINDOW
 )
 WEEKLY_FRESHNESS = FreshnessPolicy.time_window(
     fail_window=dt.timedelta(days=8), warn_window=dt.timedelta(days=7)
@@ -97,6 +100,7 @@ defs = Definitions(
         retrain_floor_sensor,
         promotion_watch,
         deploy_sensor,
+        open_alerts_sensor,
     ],
     resources={"evergreen": EvergreenResource()},
 ).map_asset_specs(func=_freshness)

@@ -40,6 +40,8 @@ WORKFLOW = [
     ("rollback", "serve the previous champion again"),
     ("history", "rollouts, or what served at a given time and why"),
     ("retrains", "every retrain trigger, accepted or suppressed, and why"),
+    ("observe", "Prometheus and Alertmanager watching serving and the loop"),
+    ("alerts", "what fired, routed to which owner, still open or resolved"),
 ]
 UI_STOP_GRACE_S = float(os.environ.get("EVERGREEN_UI_STOP_GRACE_S", "20"))
 DEBUG_ENV = "EVERGREEN_DEBUG"  # set to see a traceback instead of a one-line error
@@ -162,6 +164,15 @@ def _register_retrains() -> None:
 
 
 _register_retrains()
+
+
+def _register_observe() -> None:
+    from evergreen.commands.observe import register
+
+    register(app)
+
+
+_register_observe()
 
 
 @app.command()

@@ -151,7 +151,10 @@ class EvergreenSettings(BaseSettings):
         "the Dagster UI's links to Evidently reports and plots open in the browser.",
     )
     serve_p99_budget_ms: float = Field(
-        default=100.0, gt=0, description="Infra validation: p99 latency a bento must meet."
+        default=100.0,
+        gt=0,
+        description="p99 latency a bento must meet in infra validation, and the edge's p99 "
+        "budget the ServingLatencyP99 page watches.",
     )
     infra_validation_requests: int = Field(
         default=200, ge=10, description="Infra validation: recent transactions replayed."
@@ -296,6 +299,11 @@ class EvergreenSettings(BaseSettings):
     def serving_dir(self) -> Path:
         """The rollout supervisor's state: revisions, their logs, the router config."""
         return self.home / "serving"
+
+    @property
+    def observe_dir(self) -> Path:
+        """``evergreen observe``'s Prometheus and Alertmanager: configuration, data, logs."""
+        return self.home / "observe"
 
     def ensure_dirs(self) -> EvergreenSettings:
         """Create the state folders; returns self for chaining."""

@@ -12,8 +12,10 @@ the Feast online store and the prediction log are.
 
 BentoML serves ``/livez``, ``/readyz`` (true only when the model and the online store are loaded
 and answer a real lookup: ``__is_ready__``) and Prometheus ``/metrics``, to which the service
-adds ``evergreen_fraud_probability`` (a histogram of the scores it answered, by model version):
-a cluster's canary analysis compares it between canary and stable pods.
+adds its own (``evergreen.serving.telemetry``): a histogram of the scores it answered by model
+version (a cluster's canary analysis compares it between canary and stable pods), transactions
+scored with a feature view missing, the request-time state's write latency, and an info gauge
+naming the model and bento.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from evergreen.serving.runtime import (
     serving_model,
 )
 from evergreen.serving.schemas import PredictRequest, PredictResponse
+from evergreen.serving.telemetry import ServingTelemetry
 from evergreen.settings import get_settings
 
 # A child of BentoML's logger: its lines go where the server's own go.
@@ -55,18 +58,11 @@ def _model_tag() -> str:
 WORKERS = int(os.environ.get("EVERGREEN_SERVE_WORKERS", "1"))
 
 
-def _score_histogram():
-    """The scores histogram, created in the worker: prometheus_client must be imported after
-    BentoML has set its multiprocess folder (as ``bentoml.metrics`` explains)."""
-    import prometheus_client
-
-    return prometheus_client.Histogram(
-        name="fraud_probability",
-        namespace="evergreen",
-        documentation="Fraud probabilities answered, by model version.",
-        labelnames=["model_version"],
-        buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0),
-    )
+def _telemetry(model) -> ServingTelemetry:
+    """The replica's metrics (``evergreen.serving.telemetry``), created in the worker."""
+    ctx = bentoml.server_context
+    bento = f"{ctx.bento_name}:{ctx.bento_version}" if ctx.bento_name else "source"
+    return ServingTelemetry(model.tag, bento, model.feature_service, model.feature_service_version)
 
 
 @bentoml.service(
@@ -86,9 +82,9 @@ class FraudDetection:
     bento_model = bentoml.models.BentoModel(_model_tag())
 
     def __init__(self) -> None:
-        self.runtime = ServingRuntime(get_settings(), serving_model(self.bento_model)).open()
+        model = serving_model(self.bento_model)
+        self.runtime = ServingRuntime(get_settings(), model, telemetry=_telemetry(model)).open()
         self._last_reason = ""
-        self._scores = _score_histogram().labels(self.runtime.model.tag)
         freeze_startup_heap()
         logger.info("serving %s from %s", self.runtime.model.tag, self.runtime.settings.home)
 
@@ -106,8 +102,6 @@ class FraudDetection:
             # served days, or a timestamp that would poison the request-time windows)
             body = {"error": f"{len(exc.errors)} transaction(s) refused", "detail": exc.errors}
             return JSONResponse(body, status_code=400)
-        for prediction in answer.predictions:
-            self._scores.observe(prediction.fraud_probability)
         # The same JSON BentoML would write for a PredictResponse, without its generic path.
         return Response(answer.model_dump_json(), media_type="application/json")
 

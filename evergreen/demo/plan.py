@@ -87,6 +87,7 @@ class DemoSummary:
     daily: object = None  # ``evergreen.loop.recovery.daily_recovery``'s frame
     scenario: str = ""
     recovery_plot: object = None  # the PNG's path
+    alerts: list = field(default_factory=list)  # (alert, severity, receiver, fired, resolved)
 
 
 def drift_day(settings: EvergreenSettings, plan: DemoPlan) -> dt.date:

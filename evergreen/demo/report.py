@@ -135,3 +135,26 @@ def _ap_table(summary) -> Table:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_alerts(settings, console: Console) -> list[tuple]:
+    """The alerts Alertmanager delivered during the demo, one row each: name, severity, the
+    receiver its route chose, when it fired and resolved (UTC). Returns the rows."""
+    from evergreen.observe.alerts import alert_history
+
+    alerts: dict[tuple[str, str], list] = {}
+    for row in alert_history(settings):
+        key = (row.fingerprint, row.starts_at)
+        entry = alerts.setdefault(key, [row.alertname, row.severity, row.receiver, "", ""])
+        entry[3 if row.status == "firing" else 4] = (row.ends_at or row.starts_at)[11:19]
+    rows = [tuple(entry) for entry in alerts.values()]
+    if not rows:
+        console.print("Alerts raised: none.")
+        return rows
+    table = Table(title="Alerts raised (routed by severity and owner; `evergreen alerts`)")
+    for column in ("alert", "severity", "routed to", "fired", "resolved"):
+        table.add_column(column)
+    for entry in rows:
+        table.add_row(*entry[:4], entry[4] or "still firing")
+    console.print(table)
+    return rows

@@ -21,6 +21,11 @@ stopping the old ones, which closes their idle keep-alive connections; a client 
 request on such a connection just as it closes gets an error. The edge's connections to clients
 never see a reload, and the edge retries on a fresh connection when its own connection to the
 router is closed that way.
+
+Each Caddy also serves its own Prometheus metrics (HTTP request counts and durations by status
+code at the edge; the router's upstream health) on a loopback port of its own
+(``CaddyRef.metrics``): the admin API, which serves them too, is on a socket
+Prometheus cannot scrape, and must stay owner-only.
 """
 
 from __future__ import annotations
@@ -185,17 +190,37 @@ NOTHING_SERVES = {
 }
 
 
-def router_config(admin: str, listen: str, upstreams: list[Upstream], policy: RouterPolicy) -> dict:
+METRICS_SERVER = "metrics"
+
+
+def _http_app(servers: dict[str, dict], metrics: str) -> dict:
+    """Caddy's http app: ``servers``, and with a ``metrics`` address (``host:port``) HTTP
+    metrics on and a server answering Prometheus scrapes there."""
+    if not metrics:
+        return {"servers": servers}
+    scrape = _server(metrics, {"handler": "metrics"})
+    return {"metrics": {}, "servers": {**servers, METRICS_SERVER: scrape}}
+
+
+def router_config(
+    admin: str,
+    listen: str,
+    upstreams: list[Upstream],
+    policy: RouterPolicy,
+    metrics: str = "",
+) -> dict:
     """The router's whole configuration (a 503 answer when no upstream has weight)."""
     serving = [u for u in upstreams if u.weight > 0]
     handler = weighted_proxy(upstreams, policy) if serving else NOTHING_SERVES
     return {
         "admin": _admin(admin),
-        "apps": {"http": {"servers": {"router": _server(listen, handler)}}},
+        "apps": {"http": _http_app({"router": _server(listen, handler)}, metrics)},
     }
 
 
-def edge_config(admin: str, listen: str, router_dial: str, policy: RouterPolicy) -> dict:
+def edge_config(
+    admin: str, listen: str, router_dial: str, policy: RouterPolicy, metrics: str = ""
+) -> dict:
     """The edge's whole configuration: everything to the router, retried on a fresh
     connection when the router closes one (a reload) or is being restarted."""
     proxy = {
@@ -209,19 +234,20 @@ def edge_config(admin: str, listen: str, router_dial: str, policy: RouterPolicy)
     }
     return {
         "admin": _admin(admin),
-        "apps": {"http": {"servers": {"edge": _server(listen, proxy)}}},
+        "apps": {"http": _http_app({"edge": _server(listen, proxy)}, metrics)},
     }
 
 
 @dataclass(frozen=True)
 class CaddyRef:
-    """A running Caddy: its process, admin address (a socket path) and the address it
-    serves."""
+    """A running Caddy: its process, admin address (a socket path), the address it serves
+    and where it answers Prometheus scrapes (empty: nowhere)."""
 
     role: str
     process: ProcessRef
     admin: str
     listen: str
+    metrics: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -229,7 +255,8 @@ class CaddyRef:
     @staticmethod
     def from_dict(data: dict) -> CaddyRef:
         admin = data.get("admin") or f"{LOOPBACK}:{data['admin_port']}"  # an older state
-        return CaddyRef(data["role"], ProcessRef(**data["process"]), admin, data["listen"])
+        process = ProcessRef(**data["process"])
+        return CaddyRef(data["role"], process, admin, data["listen"], data.get("metrics", ""))
 
     @property
     def on_socket(self) -> bool:
@@ -248,9 +275,10 @@ def _admin_call(ref: CaddyRef, method: str, path: str, timeout: float, **kwargs)
         return client.request(method, path, **kwargs)
 
 
-def start_caddy(role: str, listen: str, workdir: Path) -> CaddyRef:
+def start_caddy(role: str, listen: str, workdir: Path, metrics: str = "") -> CaddyRef:
     """Start Caddy with only its admin API, on an owner-only Unix socket (configure it with
-    ``load``); wait for the API."""
+    ``load``, the configuration naming ``metrics`` as its scrape address); wait for the
+    API."""
     workdir.mkdir(parents=True, exist_ok=True)
     socket_path = admin_socket(workdir, role)
     socket_path.unlink(missing_ok=True)  # a dead Caddy's socket
@@ -262,7 +290,7 @@ def start_caddy(role: str, listen: str, workdir: Path) -> CaddyRef:
     process = spawn_detached(
         [str(caddy_binary()), "run", "--config", str(boot)], env=env, cwd=workdir, log_path=log
     )
-    ref = CaddyRef(role, process, admin, listen)
+    ref = CaddyRef(role, process, admin, listen, metrics)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if not is_alive(process):

@@ -5,7 +5,8 @@ Every change is a read-modify-write under an exclusive file lock (``mutate_state
 written atomically (a temporary file renamed over the old one), so the controller, the
 watchdog and the CLI, in different processes, never lose each other's changes.
 ``rollout_lock`` is held for a whole rollout: one rollout at a time; a controller that died
-released it with its process, which is how a restarted one knows to resume.
+released it with its process, which is how a restarted one knows to resume. Each write also
+rewrites Prometheus's scrape targets (``evergreen.rollout.scrape_targets``).
 """
 
 from __future__ import annotations
@@ -171,10 +172,15 @@ def read_state(settings: EvergreenSettings) -> ServingState:
 
 
 def _write(settings: EvergreenSettings, state: ServingState) -> None:
+    """Write the state, and Prometheus's scrape targets of what it lists (one writer: no
+    change of replicas can skip them)."""
+    from evergreen.rollout.scrape_targets import write_scrape_targets
+
     path = state_path(settings)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state.to_dict(), indent=1, sort_keys=True))
     os.replace(tmp, path)
+    write_scrape_targets(settings, state)
 
 
 _held = threading.local()

@@ -144,18 +144,20 @@ class Supervisor:
                     raise
 
     def _start_router(self, previous: CaddyRef | None) -> CaddyRef:
-        port = int(previous.listen.rsplit(":", 1)[1]) if previous else 0
-        if not port or not port_is_free(port):
-            port = free_port()
+        port = _loopback_port(previous.listen if previous else "")
         workdir = self.settings.serving_dir / "caddy"
-        return caddy.start_caddy("router", f"127.0.0.1:{port}", workdir)
+        metrics = _loopback_address(previous.metrics if previous else "")
+        return caddy.start_caddy("router", f"127.0.0.1:{port}", workdir, metrics)
 
     def _start_edge(self, previous: CaddyRef | None, router: CaddyRef) -> CaddyRef:
         listen = previous.listen if previous else self._serving_address()
         workdir = self.settings.serving_dir / "caddy"
-        edge = caddy.start_caddy("edge", listen, workdir)
+        # A restarted edge keeps its scrape address: Prometheus's targets stay the same.
+        metrics = _loopback_address(previous.metrics if previous else "")
+        edge = caddy.start_caddy("edge", listen, workdir, metrics)
         try:
-            caddy.load(edge, caddy.edge_config(edge.admin, listen, router.listen, self.policy))
+            config = caddy.edge_config(edge.admin, listen, router.listen, self.policy, metrics)
+            caddy.load(edge, config)
         except caddy.RouterError:
             caddy.stop_caddy(edge)
             raise
@@ -173,8 +175,10 @@ class Supervisor:
     def _router_config(self, state: ServingState) -> dict:
         """The router's configuration the state calls for."""
         assert state.router is not None
+        router = state.router
+        upstreams = replica_weights(state)
         return caddy.router_config(
-            state.router.admin, state.router.listen, replica_weights(state), self.policy
+            router.admin, router.listen, upstreams, self.policy, router.metrics
         )
 
     def serving_url(self) -> str:
@@ -624,6 +628,17 @@ def _revision_shares(found: dict[str, int], by_dial: dict[str, str]) -> dict[str
         name = by_dial.get(dial, dial)
         shares[name] = shares.get(name, 0) + (round(100 * weight / total) if total else 0)
     return shares
+
+
+def _loopback_port(previous: str) -> int:
+    """The port of ``previous`` (``host:port``) if it is still free, else a free one."""
+    port = int(previous.rsplit(":", 1)[1]) if previous else 0
+    return port if port and port_is_free(port) else free_port()
+
+
+def _loopback_address(previous: str) -> str:
+    """A loopback ``host:port`` to listen on: ``previous``'s port if still free."""
+    return f"127.0.0.1:{_loopback_port(previous)}"
 
 
 def _own_pid() -> int:

@@ -34,6 +34,7 @@ from evergreen.settings import EvergreenSettings
 
 if TYPE_CHECKING:
     from evergreen.features.feast_client import OnlineReader
+    from evergreen.serving.telemetry import ServingTelemetry
 
 # An entity id no simulated customer or terminal has: the readiness probe's lookup.
 PROBE_ID = 2**62
@@ -160,10 +161,12 @@ class ServingRuntime:
         settings: EvergreenSettings,
         model: ServingModel,
         log: PredictionLog | None = None,
+        telemetry: ServingTelemetry | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
         self.log = log if log is not None else PredictionLog(predictions_dir(settings))
+        self.telemetry = telemetry  # the replica's metrics (None: not counted)
         self._reader: OnlineReader | None = None
         self._open_error = ""
         self._opened_at = 0.0
@@ -217,6 +220,7 @@ class ServingRuntime:
         data_time = self._check_data_time(reader, request.transactions)
         realtime = self.writes_state and bool(reader.view_features.keys() & REALTIME_VIEWS)
         if realtime:  # first: a batch's earlier transactions then count for its later ones
+            began = time.perf_counter()
             reader.state.record(
                 [
                     (tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, tx.amount)
@@ -225,6 +229,8 @@ class ServingRuntime:
                 reader.connection(),
                 data_time,
             )
+            if self.telemetry is not None:
+                self.telemetry.state_updated(time.perf_counter() - began)
         batch = score(reader, self.model, request.transactions, request_id)
         if realtime and os.environ.get(EXIT_AFTER_STATE_WRITE_ENV):
             os._exit(70)  # the fault test: killed between the state write and the answer
@@ -232,6 +238,8 @@ class ServingRuntime:
         self.log.append(
             prediction_records(request.transactions, batch.features.values, batch.predictions, now)
         )
+        if self.telemetry is not None:
+            self.telemetry.scored(batch.predictions)
         return PredictResponse(
             request_id=request_id, model_version=self.model.tag, predictions=batch.predictions
         )

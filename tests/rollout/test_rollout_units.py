@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -308,7 +309,13 @@ def test_caddys_admin_apis_are_owner_only_sockets_and_drift_is_restored(tmp_path
             mode = Path(ref.admin).stat().st_mode
             assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
             assert stat.S_IMODE(Path(ref.admin).parent.stat().st_mode) == 0o700
-            assert _tcp_ports(ref.process.pid) == {int(ref.listen.rsplit(":", 1)[1])}
+            # TCP: what it serves, and its Prometheus metrics (a read-only handler, no admin).
+            port_of = lambda address: int(address.rsplit(":", 1)[1])  # noqa: E731
+            assert _tcp_ports(ref.process.pid) == {port_of(ref.listen), port_of(ref.metrics)}
+            before = caddy.current_config(ref)
+            posted = httpx.post(f"http://{ref.metrics}/load", json={"apps": {}}, timeout=5)
+            assert "caddy_http_request" in posted.text or "# HELP" in posted.text
+            assert caddy.current_config(ref) == before
         assert supervisor.reconcile() == []  # nothing drifted yet
 
         # Someone with access to the socket sends all traffic to their own upstream.

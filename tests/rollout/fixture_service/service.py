@@ -1,7 +1,8 @@
 """A small real BentoML service with the fraud bento's API, for the rollout tests.
 
 Same request and response bodies as ``bentos/fraud_detection`` (``evergreen.serving.schemas``),
-same metrics namespace, same prediction log (``evergreen.serving.prediction_log``), and
+same metrics (BentoML's under the same namespace, and ``evergreen.serving.telemetry``'s), same
+prediction log (``evergreen.serving.prediction_log``), and
 ``/readyz``, ``/livez``, ``/metrics`` from BentoML, but a formula instead of a model and the
 online store, so a test starts it in seconds. Environment variables choose its behaviour, so
 one service plays a good revision, a bad one or a slow starter:
@@ -27,6 +28,7 @@ import bentoml
 
 from evergreen.serving.prediction_log import PredictionLog
 from evergreen.serving.schemas import Prediction, PredictRequest, PredictResponse, Transaction
+from evergreen.serving.telemetry import ServingTelemetry
 
 MODEL_VERSION = os.environ.get("FIXTURE_MODEL_VERSION", "fixture:v1")
 SCORE_OFFSET = float(os.environ.get("FIXTURE_SCORE_OFFSET", "0"))
@@ -63,6 +65,7 @@ class FraudFixture:
         self.started = time.monotonic()
         self.random = random.Random(0)
         self.log = PredictionLog(_predictions_dir())
+        self.telemetry = ServingTelemetry(MODEL_VERSION, "fixture")
 
     def __is_ready__(self) -> bool:
         return time.monotonic() - self.started >= STARTUP_DELAY_S
@@ -89,6 +92,7 @@ class FraudFixture:
             for tx in request.transactions
         ]
         self.log.append(_records(request.transactions, predictions))
+        self.telemetry.scored(predictions)
         return PredictResponse(
             request_id=request_id, model_version=MODEL_VERSION, predictions=predictions
         )
