@@ -27,6 +27,8 @@ from assets.models import candidate_model
 from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import bento, live_predictions, serves_like_offline
 from evergreen.resources import EvergreenResource
+from evergreen.settings import get_settings
+from evergreen.workers import run_executor
 from sensors.deploy_sensor import deploy_sensor
 from sensors.drift_sensor import drift_sensor
 from sensors.follow_up_sensor import follow_up_sensor
@@ -99,4 +101,6 @@ defs = Definitions(
         deploy_sensor,
     ],
     resources={"evergreen": EvergreenResource()},
+    # Local: Dagster's default executor; cluster: every step a task on the Celery workers.
+    executor=run_executor(get_settings()),
 ).map_asset_specs(func=_freshness)
