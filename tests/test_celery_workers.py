@@ -1,7 +1,8 @@
-"""Runs on Celery workers (the cluster profile): a real ``evergreen worker`` (a Celery worker on
-a throwaway Redis) executes the step of a real Dagster run of Evergreen's code location, launched
+"""Runs on Celery workers (the cluster profile): real ``evergreen worker`` processes (Celery on
+a throwaway Redis) execute the steps of real Dagster runs of Evergreen's code location, launched
 as a person launches one (``dagster asset materialize``), with the instance on a throwaway
-PostgreSQL; the local profile keeps Dagster's default executor."""
+PostgreSQL; a worker process killed mid-step has its step rerun; the local profile keeps
+Dagster's default executor."""
 
 from __future__ import annotations
 
@@ -59,75 +60,40 @@ def cluster_home(tmp_path, clean_zone, redis_server, postgres_db):
 
 
 @contextlib.contextmanager
-def celery_worker(env: dict, name: str, log: Path):
-    """``evergreen worker --name NAME`` until its Celery reports ready; stopped (its whole
-    process group: the prefork children too) at the end, even on failure."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "evergreen"), "worker", "--name", name],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def celery_workers(workers: dict[str, dict], folder: Path):
+    """``evergreen worker --name NAME`` with each name's environment, started at once, until
+    each Celery reports ready; stopped (each process group: the prefork children too) at the
+    end, even on failure. Their logs: ``folder/<name>.log``."""
+    processes = {}
     try:
-        deadline = time.monotonic() + 120
-        while b" ready." not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"worker {name} not ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield process
+        for name, env in workers.items():
+            with (folder / f"{name}.log").open("wb") as out:
+                processes[name] = subprocess.Popen(
+                    [str(BIN / "evergreen"), "worker", "--name", name],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        deadline = time.monotonic() + 180
+        for name, process in processes.items():
+            log = folder / f"{name}.log"
+            while b" ready." not in log.read_bytes():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"worker {name} not ready:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield processes
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes.values():
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
-
-
-def test_a_celery_worker_executes_a_run_of_the_code_location(cluster_home, tmp_path):
-    from dagster import AssetKey, DagsterInstance
-
-    from evergreen.warehouse import connect
-
-    settings, env = cluster_home
-    partition = day(0).isoformat()
-    with celery_worker(env, "w1@evergreen-test", tmp_path / "worker.log"):
-        done = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py"]
-            + ["--select", "raw_transactions", "--partition", partition],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-
-    with DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        (run,) = instance.get_runs()
-        assert run.is_success
-        logs = instance.all_logs(run.run_id)
-        on_worker = [
-            e.dagster_event
-            for e in logs
-            if e.dagster_event and "in celery worker" in (e.dagster_event.message or "")
-        ]
-        assert on_worker, "no step ran on a Celery worker"
-        data = on_worker[0].engine_event_data.metadata
-        assert data["Celery worker"].value == "w1@evergreen-test"
-        assert data["step_keys"].value == "raw_transactions"
-        materialized = instance.fetch_materializations(AssetKey("raw_transactions"), limit=10)
-        assert [r.partition_key for r in materialized.records] == [partition]
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        (rows,) = conn.execute(
-            "SELECT count(*) FROM raw_transactions WHERE partition_date = ?", [day(0)]
-        ).fetchone()
-    assert rows > 100  # the worker loaded the day into the warehouse
 
 
 def _host_env(env: dict, home: Path, shared: Path) -> dict:
@@ -140,7 +106,7 @@ def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
     """Two worker hosts (each its own home and warehouse; only the shared store in common)
     take the two feature steps of one run at once: each step's file is on the shared store,
     written there by the one worker that ran the step, and nothing lands in either home."""
-    from dagster import DagsterInstance
+    from dagster import AssetKey, DagsterInstance
 
     from evergreen.features.customer_spending import CUSTOMER_SPENDING
     from evergreen.features.terminal_risk import TERMINAL_RISK
@@ -158,11 +124,8 @@ def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
     control = settings.model_copy(update={"shared_store": shared})
     (settings.dagster_home / "dagster.yaml").write_text(instance_yaml(control))
     partition = day(7).isoformat()
-    with contextlib.ExitStack() as stack:
-        for i, home in enumerate(homes, start=1):
-            stack.enter_context(
-                celery_worker(_host_env(env, home, shared), f"w{i}@host{i}", tmp_path / f"w{i}.log")
-            )
+    workers = {f"w{i}@host{i}": _host_env(env, home, shared) for i, home in enumerate(homes, 1)}
+    with celery_workers(workers, tmp_path):
         done = subprocess.run(
             [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py"]
             + ["--select", "customer_spending_features,terminal_risk_features"]
@@ -176,8 +139,12 @@ def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
     with DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         (run,) = instance.get_runs()
         assert run.is_success
+        for table in ("customer_spending_features", "terminal_risk_features"):
+            materialized = instance.fetch_materializations(AssetKey(table), limit=10).records
+            assert [r.partition_key for r in materialized] == [partition]
         ran_on = {}
         for entry in instance.all_logs(run.run_id):
             event = entry.dagster_event
@@ -207,10 +174,7 @@ def test_a_worker_process_killed_mid_step_hands_the_step_on(cluster_home, tmp_pa
     faults = tmp_path / "faults"
     faults.mkdir()
     env = {**env, "EVERGREEN_FAULT_DIR": str(faults)}
-    with (
-        celery_worker(env, "w1@fault", tmp_path / "w1.log"),
-        celery_worker(env, "w2@fault", tmp_path / "w2.log"),
-    ):
+    with celery_workers({"w1@fault": env, "w2@fault": env}, tmp_path):
         with (tmp_path / "run.log").open("wb") as out:
             run = subprocess.Popen(
                 [str(BIN / "dagster"), "job", "execute", "-f", "tests/cluster_jobs.py"]
