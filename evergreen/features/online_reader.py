@@ -42,7 +42,7 @@ from feast.type_map import (
 from feast.value_type import ValueType
 
 from evergreen.features.realtime import is_realtime
-from evergreen.features.realtime_redis import RedisRealtimeState
+from evergreen.features.realtime_redis import RedisRealtimeState, unavailable_as
 from evergreen.features.realtime_state import RealtimeState
 from evergreen.features.repo import FEATURE_SERVICE
 from evergreen.features.sqlite_online_store import (
@@ -243,7 +243,8 @@ class OnlineReader:
                 pipe.hmget(lookup.redis.key(value), lookup.redis.fields)
         if self._realtime:
             state.read_commands(pipe, rows, at)
-        replies = pipe.execute()
+        with unavailable_as(state.where):
+            replies = pipe.execute()
         values: dict[str, list[Any]] = {}
         offset = 0
         for lookup in self._lookups:

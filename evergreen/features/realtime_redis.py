@@ -23,9 +23,10 @@ time. Several replicas writing at once therefore keep every transaction once, as
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from evergreen.features.realtime import (
@@ -131,6 +132,22 @@ return #ids
 )
 
 
+class StoreUnavailable(ConnectionError):
+    """The online store's Redis did not answer (down, restarting, unreachable): nothing was
+    read or written; serving turns it into a 503 with this reason (``ServingRuntime``)."""
+
+
+@contextlib.contextmanager
+def unavailable_as(where: str) -> Iterator[None]:
+    """Redis's connection and timeout errors as ``StoreUnavailable`` naming ``where``."""
+    import redis
+
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise StoreUnavailable(f"redis {where}: {error}") from error
+
+
 def parse_connection_string(connection: str) -> tuple[str, int, dict[str, Any]]:
     """Host, port and options of Feast's Redis ``connection_string`` (``host:port,db=1,
     password=...,ssl=true``), read as Feast's ``RedisOnlineStore._parse_connection_string``
@@ -163,6 +180,8 @@ class RedisRealtimeState:
     def __init__(self, client: Any, project: str) -> None:
         self.client, self.project = client, project
         self.prefix = f"{project}:rt:"
+        kwargs = client.connection_pool.connection_kwargs
+        self.where = f"{kwargs.get('host')}:{kwargs.get('port')}"
         self._record = client.register_script(_RECORD_LUA)
         self._upsert = client.register_script(_UPSERT_LUA)
         self._expire = client.register_script(_EXPIRE_LUA)
@@ -193,7 +212,8 @@ class RedisRealtimeState:
 
     def data_time(self, conn: Any = None) -> dt.datetime | None:
         """The newest event time the state holds (None when empty)."""
-        value = self.client.get(self.prefix + "clock")
+        with unavailable_as(self.where):
+            value = self.client.get(self.prefix + "clock")
         return None if value is None else from_micros(int(value))
 
     def read_commands(self, pipe: Any, rows: dict[str, list[Any]], at: dt.datetime) -> int:
@@ -229,7 +249,9 @@ class RedisRealtimeState:
         """The request-time features of ``rows`` at ``at``, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         self.read_commands(pipe, rows, at)
-        return self.features(pipe.execute(), rows, at)
+        with unavailable_as(self.where):
+            replies = pipe.execute()
+        return self.features(replies, rows, at)
 
     def held(self, transaction_ids: Iterable[int]) -> dict[int, int]:
         """How many records the state holds for each of these transaction ids (0 or 1)."""
@@ -255,7 +277,8 @@ class RedisRealtimeState:
         argv: list[Any] = [self.prefix, RETENTION_S * US]
         for tx, customer, terminal, ts, amount in events:
             argv += [int(tx), int(customer), int(terminal), micros(ts), _amount(amount)]
-        self._record(args=argv)
+        with unavailable_as(self.where):
+            self._record(args=argv)
 
     def reconcile(self, columns: dict[str, Sequence]) -> dict[str, int]:
         """Add a landed batch (column lists ``transaction_id, customer_id, terminal_id, tx_us,

@@ -203,3 +203,43 @@ def test_a_bento_on_redis_turns_ready_and_answers(redis_home, built_bento, servi
     now = reader.state.read(None, cards, later)["card_tx_count_30d"]
     per_card = [cards["customer_id"].count(c) for c in cards["customer_id"]]
     assert [n - b for n, b in zip(now, before, strict=True)] == per_card
+
+
+def test_a_redis_restart_is_a_503_with_a_reason_then_serving_recovers(
+    serving_home, built_bento, tmp_path
+):
+    """The online store's Redis (persistent, as a cluster's is) stops under a replica: it turns
+    not ready with the reason, a request is refused as not ready (the bento's 503) with nothing
+    scored or written; Redis back on the same address, the replica is ready and scores again by
+    itself, no restart of its own."""
+    from evergreen.features.feast_client import OnlineReader, feature_store
+    from evergreen.ports import free_port
+    from evergreen.serving.runtime import NotReady
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", free_port(), persist=True).start()
+    try:
+        store = {"type": "redis", "connection_string": f"{server.host}:{server.port}"}
+        settings = _home_on(store, serving_home, built_bento, tmp_path)
+        runtime = _runtime(settings, serving_home)
+        bodies = served_transactions(serving_home.settings, 80)[-3:]  # none served elsewhere
+        assert runtime.readiness().ready
+
+        server.stop()
+        down = runtime.readiness()
+        with pytest.raises(NotReady, match="online store unavailable: redis"):
+            _predict(runtime, bodies)
+
+        server.start()
+        up = runtime.readiness()
+        state = OnlineReader.open(feature_store(settings)).state
+        assert state.held([b["transaction_id"] for b in bodies]) == dict.fromkeys(
+            [b["transaction_id"] for b in bodies], 0
+        )  # the refused request wrote nothing
+        answer = _predict(runtime, bodies)
+    finally:
+        server.stop()
+    assert not down.ready and str(server.port) in down.reason, down.reason
+    assert up.ready, up.reason
+    assert [p.transaction_id for p in answer.predictions] == [b["transaction_id"] for b in bodies]
+    assert not all(p.features_missing for p in answer.predictions)  # the rows survived
