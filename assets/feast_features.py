@@ -135,7 +135,6 @@ def online_features(context: AssetExecutionContext, evergreen: EvergreenResource
     )
 
 
-
 @asset(
     partitions_def=daily_partitions,
     deps=[feature_definitions, raw_transactions],
