@@ -28,6 +28,8 @@ from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import bento, live_predictions, serves_like_offline
 from evergreen.observe.rules import DAILY_FAIL_WINDOW, DAILY_WARN_WINDOW
 from evergreen.resources import EvergreenResource
+from evergreen.settings import get_settings
+from evergreen.workers import run_executor
 from sensors.alerts_sensor import open_alerts_sensor
 from sensors.deploy_sensor import deploy_sensor
 from sensors.drift_sensor import drift_sensor
@@ -103,4 +105,6 @@ defs = Definitions(
         open_alerts_sensor,
     ],
     resources={"evergreen": EvergreenResource()},
+    # Local: Dagster's default executor; cluster: every step a task on the Celery workers.
+    executor=run_executor(get_settings()),
 ).map_asset_specs(func=_freshness)

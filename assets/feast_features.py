@@ -175,9 +175,18 @@ def transaction_state(context: AssetExecutionContext, evergreen: EvergreenResour
             "transactions_per_s": round(counts["rows"] / seconds) if seconds else 0,
             "data_time": MetadataValue.timestamp(data_time) if data_time else "empty",
             "retention_days": RETENTION_S / 86_400,
-            "online_store": MetadataValue.path(str(settings.online_store_path)),
+            "online_store": _state_location(state),
         }
     )
+
+
+def _state_location(state) -> MetadataValue:
+    """Where the state is: the online store's SQLite file, or its Redis (and key prefix)."""
+    path = getattr(state, "path", None)
+    if path is not None:
+        return MetadataValue.path(str(path))
+    pool = state.client.connection_pool.connection_kwargs
+    return MetadataValue.text(f"redis {pool.get('host')}:{pool.get('port')} {state.prefix}*")
 
 
 def _partition_rows(settings: EvergreenSettings, table, day: dt.date) -> int:

@@ -24,7 +24,12 @@ and the real Feast repo is applied over them, so both retrieval paths read the v
   transactions per second;
 * online reads of the FeatureService at a time (``OnlineReader.read``, the serving path), 1 and
   100 entities per request, p50 and p99 in milliseconds; and the same read through Feast's
-  ``get_online_features`` (``read_through_feast``) for reference.
+  ``get_online_features`` (``read_through_feast``) for reference;
+* ``--clients N`` (default 16): the read of one entity at N concurrent clients (threads sharing
+  one reader, as a replica's request threads do, each pausing ``--client-pause-ms`` between its
+  reads), p50 and p99, on Evergreen's SQLite store and on a throwaway Redis server (Feast's
+  Redis store and the request-time state on Redis, the cluster profile: one pipeline a read),
+  the same ``--clients-entities`` entities loaded into both; the ratio Redis / SQLite beside.
 """
 
 from __future__ import annotations
@@ -506,6 +511,97 @@ def bench_latency(
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
+def _client_home(workdir: Path, entities: int, online_store: dict | None) -> EvergreenSettings:
+    """A home of ``entities`` per view (two days), its newest day loaded into ``online_store``
+    (None: Evergreen's SQLite store)."""
+    from evergreen.features.feast_client import apply_definitions, feature_store, materialize_day
+
+    name = "redis" if online_store else "sqlite"
+    settings = EvergreenSettings(home=workdir / f"clients_{name}", feast_online_store=online_store)
+    for table in FEATURE_TABLES:
+        write_feature_days(settings.features_dir, table, entities, 2)
+    apply_definitions(settings)
+    materialize_day(feature_store(settings), START + dt.timedelta(days=1))
+    return settings
+
+
+def bench_clients(
+    settings: EvergreenSettings, entities: int, clients: int, requests: int, pause_ms: float
+) -> dict:
+    """p50/p99 (ms) of ``OnlineReader.read`` of one random entity, ``clients`` threads at once
+    on one reader, each pausing ``pause_ms`` after each read (bounded: ``requests`` each)."""
+    import threading
+
+    from evergreen.features.feast_client import OnlineReader, feature_store
+
+    reader = OnlineReader.open(feature_store(settings))
+    at = dt.datetime.combine(START + dt.timedelta(days=2), dt.time(12), tzinfo=dt.UTC)
+    start = threading.Barrier(clients)
+    times: list[list[float]] = [[] for _ in range(clients)]
+
+    def client(i: int) -> None:
+        rng = np.random.default_rng(100 + i)
+        for n in range(requests + 20):
+            rows = {
+                "customer_id": [int(rng.integers(0, entities))],
+                "terminal_id": [int(rng.integers(0, entities))],
+                "amount": [42.0],
+                "tx_datetime": [at],
+            }
+            if n == 20:  # the first reads warm this thread's connection
+                start.wait()
+            began = time.perf_counter()
+            reader.read(rows, at)
+            if n >= 20:
+                times[i].append((time.perf_counter() - began) * 1000)
+            time.sleep(pause_ms / 1000)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [t for per_client in times for t in per_client]
+    return {
+        "p50_ms": float(np.percentile(every, 50)),
+        "p99_ms": float(np.percentile(every, 99)),
+        "reads": len(every),
+        "path": "redis" if reader.redis else "sqlite" if reader.fast else "feast",
+    }
+
+
+def clients_figures(workdir: Path, args) -> dict:
+    """The one-entity read at ``args.clients`` clients on SQLite and on a real Redis."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers: the servers
+    from evergreen.ports import free_port
+    from tests.servers import RedisServer
+
+    n, figures = args.clients, {}
+    redis = RedisServer(workdir / "redis", free_port()).start()
+    try:
+        on = {"type": "redis", "connection_string": f"{redis.host}:{redis.port}"}
+        for name, store in (("sqlite", None), ("redis", on)):
+            settings = _client_home(workdir, args.clients_entities, store)
+            lat = bench_clients(
+                settings, args.clients_entities, n, args.client_requests, args.client_pause_ms
+            )
+            assert lat["path"] == name, lat  # each store through its own fast path
+            figures[f"online_get_1_{n}_clients_{name}_p50_ms"] = round(lat["p50_ms"], 3)
+            figures[f"online_get_1_{n}_clients_{name}_p99_ms"] = round(lat["p99_ms"], 3)
+    finally:
+        redis.stop()
+    for q in ("p50", "p99"):
+        sqlite = figures[f"online_get_1_{n}_clients_sqlite_{q}_ms"]
+        ratio = figures[f"online_get_1_{n}_clients_redis_{q}_ms"] / sqlite
+        figures[f"online_get_1_{n}_clients_redis_over_sqlite_{q}"] = round(ratio, 2)
+    figures["clients_entities"] = args.clients_entities
+    figures["client_pause_ms"] = args.client_pause_ms
+    figures["client_requests"] = args.client_requests
+    return figures
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -522,6 +618,10 @@ def run(args) -> dict:
         "online_history_days": args.online_history_days,
     }
     try:
+        if args.clients:
+            figures |= clients_figures(workdir, args)
+        if args.only_clients:
+            return figures
         for rows in args.rows:
             rt = bench_realtime(workdir, rows, args.window_days, args.repeats)
             n = _label(rows)
@@ -600,7 +700,8 @@ def print_table(f: dict) -> None:
         print(f"{key:<58}{shown!s:>16}")
     print("\ngoals: pit_5m_ratio <= 2; realtime_5m_ratio <= 2; reconcile tx/s >= 50,000;")
     print("       online entities/s >= 50,000 (a day = both views);")
-    print("       online_get_1_p99_ms <= 1; online_get_100_p99_ms <= 10")
+    print("       online_get_1_p99_ms <= 1; online_get_100_p99_ms <= 10;")
+    print("       online_get_1_16_clients_redis_p99_ms <= 2")
 
 
 def main() -> None:
@@ -614,6 +715,11 @@ def main() -> None:
     parser.add_argument("--online-history-days", type=int, default=10, help="days on disk")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000, help="online reads per size")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent readers; 0: none")
+    parser.add_argument("--only-clients", action="store_true", help="just the clients part")
+    parser.add_argument("--clients-entities", type=int, default=20_000, help="per view")
+    parser.add_argument("--client-requests", type=int, default=300, help="reads per client")
+    parser.add_argument("--client-pause-ms", type=float, default=5.0, help="after each read")
     parser.add_argument("--json", type=Path, help="Write the figures to this JSON file.")
     args = parser.parse_args()
     figures = run(args)

@@ -405,3 +405,25 @@ def _evidently_ready(dashboards):
         return None
     console.print(f"Evidently UI (drift and quality per day): {dashboards.url}")
     return dashboards
+
+
+@app.command()
+def worker(
+    name: str = typer.Option(
+        "", help="The worker's Celery name (default: evergreen@HOSTNAME); unique per worker."
+    ),
+    concurrency: int = typer.Option(1, min=1, help="Steps this worker runs at once."),
+) -> None:
+    """Run a Celery worker of the cluster profile (EVERGREEN_PROFILE=cluster): it takes the
+    steps of Dagster runs from Redis and executes them on this host, the runs' events going to
+    the instance on PostgreSQL. Start one or more per worker host; Ctrl-C stops it."""
+    from evergreen.workers import worker_command
+
+    settings = get_settings()
+    if not settings.is_cluster:
+        raise typer.BadParameter(
+            "runs go to Celery workers on the cluster profile only (EVERGREEN_PROFILE=cluster, "
+            "with EVERGREEN_POSTGRES_URL and EVERGREEN_REDIS_URL)"
+        )
+    command = worker_command(name or None, concurrency)
+    os.execv(command[0], command)  # celery takes over this process (signals, exit code)

@@ -33,11 +33,31 @@ run_retries:
 """
 
 
+# With a shared store, what Dagster itself writes for a step (its IO manager's outputs, the
+# step's stdout and stderr) goes there too: a step's output is read by the next step on any
+# host, and the UI on the control plane shows the logs of a step run on a worker.
+SHARED_STORAGE_YAML = """\
+local_artifact_storage:
+  module: dagster._core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir: {storage}
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {storage}/logs
+"""
+
+
 def instance_yaml(settings: EvergreenSettings) -> str:
     """The dagster.yaml of the settings' profile (local: SQLite storage under DAGSTER_HOME)."""
     if not settings.is_cluster:
         return INSTANCE_YAML
-    return INSTANCE_YAML + CLUSTER_YAML.format(postgres_url=settings.postgres_sqlalchemy_url)
+    text = INSTANCE_YAML + CLUSTER_YAML.format(postgres_url=settings.postgres_sqlalchemy_url)
+    if settings.shared_store is not None:
+        text += SHARED_STORAGE_YAML.format(storage=settings.dagster_storage_dir)
+    return text
 
 
 def ensure_instance(settings: EvergreenSettings) -> Path:

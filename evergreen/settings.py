@@ -235,6 +235,12 @@ class EvergreenSettings(BaseSettings):
         return self.home / "registry"
 
     @property
+    def dagster_storage_dir(self) -> Path:
+        """Dagster's artifact storage on the cluster profile (what its IO manager and compute
+        logs write): on the shared store, so a step's output is read on any worker host."""
+        return self.artifacts_root / "dagster_storage"
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
@@ -243,9 +249,17 @@ class EvergreenSettings(BaseSettings):
         return self.home / "dagster"
 
     @property
+    def artifacts_root(self) -> Path:
+        """Where artifacts go: the shared store every host mounts (``shared_store``), else the
+        home. Features, training sets, models, bentos and reports live here; each file is
+        written by the one step that makes it (a partition, a cut-off, a model version), through
+        a temporary name of its own host and process, then renamed."""
+        return self.shared_store or self.home
+
+    @property
     def features_dir(self) -> Path:
         """Feature tables as Parquet, ``<table>/date=YYYY-MM-DD/``: Feast's offline store."""
-        return self.home / "features"
+        return self.artifacts_root / "features"
 
     @property
     def feast_dir(self) -> Path:
@@ -263,7 +277,7 @@ class EvergreenSettings(BaseSettings):
     @property
     def training_sets_dir(self) -> Path:
         """Training sets as Parquet, one file per cut-off day."""
-        return self.home / "training_sets"
+        return self.artifacts_root / "training_sets"
 
     def training_set_path(self, cutoff: dt.date | str) -> Path:
         """The training set file of a cut-off day (the ``training_set`` asset writes it)."""
@@ -273,7 +287,7 @@ class EvergreenSettings(BaseSettings):
     @property
     def bentoml_home(self) -> Path:
         """BentoML's home: its model store (the registry's artifacts) and built bentos."""
-        return self.registry_dir / "bentoml"
+        return self.artifacts_root / "registry" / "bentoml"
 
     @property
     def ledger_path(self) -> Path:
@@ -283,7 +297,7 @@ class EvergreenSettings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         """HTML reports (Evidently) and plots linked from asset metadata."""
-        return self.home / "reports"
+        return self.artifacts_root / "reports"
 
     @property
     def reports_url(self) -> str:

@@ -59,6 +59,7 @@ class RedisServer:
     port: int
     host: str = "127.0.0.1"
     netns: str | None = None  # run inside this network namespace
+    persist: bool = False  # an append-only file, synced each write: a restart keeps the data
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -69,7 +70,11 @@ class RedisServer:
         ensure_debian("redis-server", "redis-server")
         self.folder.mkdir(parents=True, exist_ok=True)
         command = ["redis-server", "--port", str(self.port), "--bind", self.host]
-        command += ["--dir", str(self.folder), "--save", "", "--appendonly", "no"]
+        command += ["--dir", str(self.folder), "--save", ""]
+        if self.persist:
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            command += ["--appendonly", "no"]
         if self.netns:
             command = ["ip", "netns", "exec", self.netns, *command]
         log = (self.folder / "redis.log").open("ab")

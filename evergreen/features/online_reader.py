@@ -13,9 +13,13 @@ online store (``EvergreenSqliteOnlineStore.read_rows``, plain column values) and
 on-demand views' own registered transformations (``OnDemandFeatureView.transform_dict``, the
 same call Feast makes) with request fields converted exactly as Feast converts them.
 
-Any other online store Feast supports (Redis, Feast's own SQLite, ...) is read through
-``read_through_feast``: ``open`` notes which path the store has (``fast``), and ``read`` takes
-it, so serving works, slower, on every store.
+On Feast's Redis store (the cluster profile) ``read`` has a fast path too (``redis``): one
+pipeline holds an ``HMGET`` per view and row, in Feast's own layout (the serialized entity key
+and project as the key, ``mmh3("view:feature")`` fields, ``_ts:view``), and the request-time
+state's range reads (``RedisRealtimeState.read_commands``): one round trip for the whole read.
+Any other online store Feast supports (Feast's own SQLite, ...) is read through
+``read_through_feast``: ``open`` notes which path the store has (``fast``, ``redis``), and
+``read`` takes it, so serving works, slower, on every store.
 
 Imports Feast: import this module only inside asset bodies, tests, benchmarks and serving.
 """
@@ -38,6 +42,7 @@ from feast.type_map import (
 from feast.value_type import ValueType
 
 from evergreen.features.realtime import is_realtime
+from evergreen.features.realtime_redis import RedisRealtimeState, unavailable_as
 from evergreen.features.realtime_state import RealtimeState
 from evergreen.features.repo import FEATURE_SERVICE
 from evergreen.features.sqlite_online_store import (
@@ -65,6 +70,30 @@ class _ViewLookup:
     request_key: str  # the request's column holding the view's join key
     features: list[str]
     ttl: dt.timedelta | None
+    redis: _RedisKeys | None = None  # the view's layout in Feast's Redis store
+
+
+@dataclass(frozen=True)
+class _RedisKeys:
+    """Where Feast's Redis store keeps one view's rows: a hash per entity (the serialized entity
+    key, then the project), a field per feature (``mmh3("view:feature")``), then ``_ts:view``."""
+
+    join_key: str
+    value_field: str  # the join key's ValueProto field (int64_val, int32_val)
+    fields: list[bytes | str]
+    project: str
+    key_version: int
+
+    def key(self, value: Any) -> bytes:
+        """The hash key of the entity whose join key is ``value`` (Feast's ``_redis_key``)."""
+        from feast.infra.online_stores.helpers import _redis_key
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+        from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+        entity = EntityKeyProto(
+            join_keys=[self.join_key], entity_values=[ValueProto(**{self.value_field: value})]
+        )
+        return _redis_key(self.project, entity, self.key_version)
 
 
 @dataclass(frozen=True)
@@ -101,9 +130,10 @@ class OnlineReader:
     view_features: dict[str, list[str]]
     derived_from: dict[str, tuple[list[str], list[str]]]  # on-demand view -> (views, outputs)
     fast: bool = True  # Evergreen's SQLite store: plain SQL; otherwise through Feast
+    redis: bool = False  # Feast's Redis store: one pipeline of its hashes and the state
     _lookups: list[_ViewLookup] = field(default_factory=list, repr=False)
     _realtime: dict[str, list[str]] = field(default_factory=dict, repr=False)  # view -> features
-    _state: RealtimeState | None = field(default=None, repr=False)
+    _state: RealtimeState | RedisRealtimeState | None = field(default=None, repr=False)
     _derived: list[_Derived] = field(default_factory=list, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
@@ -114,7 +144,7 @@ class OnlineReader:
         fast = isinstance(store.config.online_store, EvergreenSqliteOnlineStoreConfig)
         service = store.get_feature_service(service_name)
         on_demand = {v.name: v for v in store.list_on_demand_feature_views()}
-        reader = cls(store, service, {}, {}, fast=fast)
+        reader = cls(store, service, {}, {}, fast=fast, redis=_plain_redis(store.config))
         for projection in service.feature_view_projections:
             names = [f.name for f in projection.features]
             if projection.name in on_demand:
@@ -146,7 +176,8 @@ class OnlineReader:
             return
         key = projection.join_key_map.get(join_key(view), join_key(view))
         sql = EvergreenSqliteOnlineStore().select_sql(config, view, names) if self.fast else ""
-        self._lookups.append(_ViewLookup(view.name, sql, key, names, view.ttl))
+        redis = _redis_keys(config, view, names) if self.redis else None
+        self._lookups.append(_ViewLookup(view.name, sql, key, names, view.ttl, redis))
         self.view_features[projection.name] = names
 
     def _add_derived(self, view: OnDemandFeatureView, names: list[str]) -> None:
@@ -160,8 +191,8 @@ class OnlineReader:
         self.derived_from[view.name] = (list(view.source_feature_view_projections), names)
 
     @property
-    def state(self) -> RealtimeState:
-        """The request-time state in this store's online store file."""
+    def state(self) -> RealtimeState | RedisRealtimeState:
+        """The request-time state of this store: in its SQLite file, or in its Redis."""
         if self._state is None:
             self._state = realtime_state_of(self.store.config)
         return self._state
@@ -172,8 +203,11 @@ class OnlineReader:
         computed = self.state.read(self.connection(), rows, at)
         return {n: computed[n] for names in self._realtime.values() for n in names}
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection to the online store (reads, and the state's writes)."""
+    def connection(self) -> sqlite3.Connection | Any:
+        """This thread's connection to the online store (reads, and the state's writes); on
+        any store but Evergreen's SQLite store, the state's own client."""
+        if not self.fast:
+            return self.state.connect()
         conn = getattr(self._local, "conn", None)
         if conn is None:
             store = EvergreenSqliteOnlineStore()
@@ -185,6 +219,8 @@ class OnlineReader:
     def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
         """Features for ``rows`` (join keys and request fields, column lists) at time ``at``:
         the join keys and every feature of the service, one list each."""
+        if self.redis:
+            return self._read_redis(rows, at)
         if not self.fast:
             return self.read_through_feast(rows, at)
         conn = self.connection()
@@ -193,6 +229,32 @@ class OnlineReader:
             values[lookup.request_key] = rows[lookup.request_key]
             values.update(_lookup(conn, lookup, rows, at))
         values.update(self._realtime_values(rows, at))
+        for derived in self._derived:
+            values.update(_derive(derived, rows, values))
+        return values
+
+    def _read_redis(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
+        """``read`` on Feast's Redis store: every view's hashes and the request-time state's
+        ranges in one pipeline (one round trip), then the on-demand views."""
+        state = self.state
+        pipe = state.client.pipeline(transaction=False)
+        for lookup in self._lookups:
+            for value in rows[lookup.request_key]:
+                pipe.hmget(lookup.redis.key(value), lookup.redis.fields)
+        if self._realtime:
+            state.read_commands(pipe, rows, at)
+        with unavailable_as(state.where):
+            replies = pipe.execute()
+        values: dict[str, list[Any]] = {}
+        offset = 0
+        for lookup in self._lookups:
+            keys = rows[lookup.request_key]
+            values[lookup.request_key] = keys
+            values.update(_redis_rows(lookup, replies[offset : offset + len(keys)], at))
+            offset += len(keys)
+        if self._realtime:
+            computed = state.features(replies[offset:], rows, at)
+            values.update({n: computed[n] for names in self._realtime.values() for n in names})
         for derived in self._derived:
             values.update(_derive(derived, rows, values))
         return values
@@ -240,6 +302,48 @@ def _lookup(
         ]
     columns = list(zip(*in_order, strict=True))[1:-1] if in_order else [()] * len(lookup.features)
     return {name: list(column) for name, column in zip(lookup.features, columns, strict=True)}
+
+
+def _plain_redis(config: Any) -> bool:
+    """Whether the store is Feast's Redis store on one server through redis-py (the layout
+    ``_RedisKeys`` reads; a Redis Cluster or Sentinel, or the GLIDE client, go through Feast)."""
+    store = config.online_store
+    if getattr(store, "type", "") != "redis":
+        return False
+    return str(getattr(store, "redis_type", "redis")).endswith("redis") and (
+        str(getattr(store, "client", "redis")).endswith("redis")
+    )
+
+
+def _redis_keys(config: Any, view: Any, names: list[str]) -> _RedisKeys:
+    from feast.infra.online_stores.helpers import _mmh3
+    from feast.infra.online_stores.redis import _versioned_fv_name
+
+    name = _versioned_fv_name(view, config)
+    key_types = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
+    key = join_key(view)
+    field = "int32_val" if key_types[key] is ValueType.INT32 else "int64_val"
+    fields: list[bytes | str] = [_mmh3(f"{name}:{feature}") for feature in names]
+    fields.append(f"_ts:{name}")
+    return _RedisKeys(key, field, fields, config.project, config.entity_key_serialization_version)
+
+
+def _redis_rows(lookup: _ViewLookup, replies: list[list[Any]], at: dt.datetime) -> dict:
+    """One view's features per request row from its ``HMGET`` replies, as ``read_through_feast``
+    reads them: None without a row, or with a row older than the TTL at ``at``."""
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    oldest = (at - lookup.ttl).timestamp() if lookup.ttl else float("-inf")
+    columns: list[list[Any]] = [[] for _ in lookup.features]
+    for reply in replies:
+        stamp = Timestamp()
+        if reply[-1]:
+            stamp.ParseFromString(reply[-1])
+        fresh = bool(stamp.seconds) and stamp.seconds >= oldest
+        for column, raw in zip(columns, reply[:-1], strict=True):
+            column.append(_python(ValueProto.FromString(raw)) if fresh and raw else None)
+    return dict(zip(lookup.features, columns, strict=True))
 
 
 def _derive(

@@ -149,8 +149,8 @@ class RealtimeState:
             card_rows.append(card_features(events, at_us, amount))
             times = conn.execute(self._terminal_sql, (terminal, terminal_low, at_us)).fetchall()
             terminal_rows.append(terminal_features([t for (t,) in times], at_us))
-        values = _columns(CARD_FEATURES, card_rows)
-        values.update(_columns(TERMINAL_FEATURES, terminal_rows))
+        values = as_columns(CARD_FEATURES, card_rows)
+        values.update(as_columns(TERMINAL_FEATURES, terminal_rows))
         return values
 
     # ------------------------------------------------------------------------- writes
@@ -263,7 +263,7 @@ class RealtimeState:
         return found
 
 
-def _columns(names: list[str], rows: list[list[Any]]) -> dict[str, list[Any]]:
+def as_columns(names: list[str], rows: list[list[Any]]) -> dict[str, list[Any]]:
     if not rows:
         return {name: [] for name in names}
     return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}

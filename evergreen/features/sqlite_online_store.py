@@ -294,11 +294,31 @@ def _not_realtime(table: FeatureView, what: str) -> None:
         )
 
 
-def realtime_state_of(config: RepoConfig) -> realtime_state.RealtimeState:
-    """The request-time state in this store's SQLite file."""
-    return realtime_state.RealtimeState(
+def realtime_state_of(config: RepoConfig) -> Any:
+    """The request-time state of this store: beside Feast's rows in its Redis
+    (``RedisRealtimeState``, the cluster profile), else in its SQLite file (``RealtimeState``;
+    in Feast's own SQLite store the tables are made here, no ``apply`` of this store made them).
+    Any other store has no place for it: a ``ValueError`` says so."""
+    kind = getattr(config.online_store, "type", "")
+    if kind == "redis":
+        from evergreen.features.realtime_redis import RedisRealtimeState
+
+        return RedisRealtimeState.from_connection_string(
+            config.online_store.connection_string, config.project
+        )
+    if kind != "sqlite" and not isinstance(config.online_store, EvergreenSqliteOnlineStoreConfig):
+        raise ValueError(
+            f"the request-time state lives in Evergreen's SQLite store, Feast's SQLite store or "
+            f"Redis; online store {kind!r} has no place for it"
+        )
+    state = realtime_state.RealtimeState(
         EvergreenSqliteOnlineStore()._get_db_path(config), config.project
     )
+    if not isinstance(config.online_store, EvergreenSqliteOnlineStoreConfig):
+        conn = state.connect()
+        realtime_state.create_tables(conn, config.project)
+        conn.close()
+    return state
 
 
 def _as_protos(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,10 +81,16 @@ def write_partition(table: FeatureTable, rows: pa.Table, features_dir: Path, day
 def write_table(rows: pa.Table, path: Path) -> Path:
     """Write Parquet atomically: a reader sees the old file or the new one, never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{temporary_suffix()}")
     pq.write_table(rows, tmp, compression="zstd")
     os.replace(tmp, path)
     return path
+
+
+def temporary_suffix() -> str:
+    """A temporary file name's suffix no other writer has: this host, process and a random
+    part (on a shared store two hosts' processes can have the same pid)."""
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
 def fingerprint(table: pa.Table) -> str:

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from evergreen.features.tables import temporary_suffix
 from evergreen.loop.live_data import logged_day, logged_rows, matured_predictions
 from evergreen.models.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from evergreen.models.metrics import SEGMENTS
@@ -401,7 +401,7 @@ def write_finding(settings: EvergreenSettings, kind: str, day: dt.date, finding)
     if isinstance(finding, DriftFinding):
         data |= finding.detail()
     # Whole or not at all: the sensor and the monitoring asset may read it while it is written.
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial = path.with_name(f".{path.name}.{temporary_suffix()}")
     partial.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
     partial.replace(path)
     return path

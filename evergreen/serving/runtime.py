@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evergreen.features.realtime import CARD_VIEW, TERMINAL_VIEW, out_of_bounds
+from evergreen.features.realtime_redis import StoreUnavailable
 from evergreen.serving.prediction_log import PredictionLog, prediction_records
 from evergreen.serving.schemas import PredictRequest, PredictResponse, Transaction
 from evergreen.serving.scoring import ServingModel, score
@@ -213,8 +214,15 @@ class ServingRuntime:
         """Score a request's transactions, add them to the request-time state and append them
         to the prediction log. Raises ``RequestRejected`` (nothing scored or written) for a day
         outside ``served_days`` and ``OutOfDataTime`` for a timestamp outside the data time's
-        bounds."""
+        bounds, and ``NotReady`` (nothing scored or written: a 503 with the reason) when the
+        online store's Redis does not answer."""
         check_served_days(self.settings, request.transactions)
+        try:
+            return self._predict(request)
+        except StoreUnavailable as exc:  # nothing scored on features it could not read
+            raise NotReady(f"online store unavailable: {exc}") from exc
+
+    def _predict(self, request: PredictRequest) -> PredictResponse:
         request_id = uuid.uuid4().hex
         reader = self.reader()
         data_time = self._check_data_time(reader, request.transactions)

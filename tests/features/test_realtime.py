@@ -1,7 +1,9 @@
 """The request-time state: online reads equal the training set's values, writes are idempotent,
-event-time, safe from two processes and bounded; unseen entities have empty windows."""
+event-time, safe from two processes and bounded; unseen entities have empty windows. Each on
+both stores: the SQLite file (the local profile) and a real Redis (the cluster profile)."""
 
 import datetime as dt
+import itertools
 import multiprocessing
 
 import pytest
@@ -22,15 +24,35 @@ from tests.conftest import day
 from tests.features.conftest import at
 
 PROJECT = "evergreen"
+_PROJECTS = itertools.count()
 
 
-@pytest.fixture
-def state(tmp_path):
-    state = RealtimeState(tmp_path / "online.db", PROJECT)
-    conn = state.connect()
+def open_state(where: tuple):
+    """A state on ``("sqlite", path)`` or ``("redis", connection_string, project)``."""
+    if where[0] == "redis":
+        from evergreen.features.realtime_redis import RedisRealtimeState
+
+        return RedisRealtimeState.from_connection_string(where[1], where[2])
+    return RealtimeState(where[1], PROJECT)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def where(request, tmp_path) -> tuple:
+    """Where a test's state lives: a fresh SQLite file, or a project of its own on Redis."""
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        return ("redis", f"{server.host}:{server.port},db=3", f"test{next(_PROJECTS)}")
+    path = tmp_path / "online.db"
+    conn = RealtimeState(path, PROJECT).connect()
     conn.execute("PRAGMA journal_mode = WAL")
     create_tables(conn, PROJECT)
     conn.close()
+    return ("sqlite", path)
+
+
+@pytest.fixture
+def state(where):
+    state = open_state(where)
     yield state
     state.close()
 
@@ -53,13 +75,11 @@ def _close(a, b) -> bool:
 
 
 def test_served_one_by_one_a_day_reads_what_the_training_set_computes(
-    simulated_feature_home, tmp_path
+    simulated_feature_home, state
 ):
     """Days 0..9 reconciled in batch, then day 10 served in time order: every transaction's
     online vector equals the offline one (floats to 1e-9 relative)."""
-    state = RealtimeState(tmp_path / "online.db", PROJECT)
     conn = state.connect()
-    create_tables(conn, PROJECT)
     with connect(simulated_feature_home.warehouse_path, read_only=True) as warehouse:
         for i in range(10):
             reconcile_day(state, warehouse, day(i))
@@ -80,8 +100,6 @@ def test_served_one_by_one_a_day_reads_what_the_training_set_computes(
         differing += any(
             not _close(online[name][0], expected[tx][name]) for name in REALTIME_FEATURES
         )
-    conn.close()
-    state.close()
     assert len(served) > 300 and differing == 0
     assert any(row["card_tx_count_1h"] for row in expected.values())  # windows not all empty
 
@@ -143,18 +161,18 @@ def test_state_per_card_is_bounded_by_the_retention(state):
     assert _read(state, 7, 70, 1.0, at(0, 13) + dt.timedelta(days=59))["card_tx_count_30d"] == 30
 
 
-def _writer(path: str, ids: list[int]) -> None:
-    state = RealtimeState(path, PROJECT)
+def _writer(where: tuple, ids: list[int]) -> None:
+    state = open_state(where)
     for i in ids:
         state.record([(i, i % 5, i % 3, at(3, 12) + dt.timedelta(seconds=i), float(i))])
     state.close()
 
 
-def test_two_replicas_writing_at_once_keep_every_transaction_once(state):
+def test_two_replicas_writing_at_once_keep_every_transaction_once(state, where):
     """Two processes, each writing its own ids and half of the other's, interleaved."""
     context = multiprocessing.get_context("spawn")
     shares = [list(range(0, 300)), list(range(150, 450))]
-    writers = [context.Process(target=_writer, args=(state.path, ids)) for ids in shares]
+    writers = [context.Process(target=_writer, args=(where, ids)) for ids in shares]
     for writer in writers:
         writer.start()
     for writer in writers:

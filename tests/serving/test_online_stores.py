@@ -6,6 +6,7 @@ Redis must turn ready and answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from evergreen.settings import EvergreenSettings, write_home_settings
 from tests.conftest import SMALL, day
-from tests.serving.conftest import ONLINE_DAY, served_transactions
+from tests.serving.conftest import ONLINE_DAY, reconcile_days, served_transactions
 
 
 def _runtime(settings: EvergreenSettings, serving_home):
@@ -30,6 +31,7 @@ def _home_on(store: dict | None, serving_home, built_bento, root, **values) -> E
     evergreen.yaml, as a deployment would, with any other ``values``), applied and filled with
     the same day."""
     from evergreen.features.feast_client import apply_definitions, feature_store, materialize_day
+    from evergreen.features.sqlite_online_store import EvergreenSqliteOnlineStoreConfig
 
     home = root / "home"
     shutil.copytree(serving_home.settings.home, home, ignore=shutil.ignore_patterns("*.log"))
@@ -39,7 +41,10 @@ def _home_on(store: dict | None, serving_home, built_bento, root, **values) -> E
     )
     settings = EvergreenSettings(home=home)
     apply_definitions(settings, force=True)
-    materialize_day(feature_store(settings), day(ONLINE_DAY))
+    store = feature_store(settings)
+    materialize_day(store, day(ONLINE_DAY))
+    if not isinstance(store.config.online_store, EvergreenSqliteOnlineStoreConfig):
+        reconcile_days(settings, store, range(ONLINE_DAY + 1))  # its state: not the copy's
     return settings
 
 
@@ -76,13 +81,48 @@ def test_evergreens_sqlite_store_takes_the_fast_path(serving_home):
     assert OnlineReader.open(feature_store(serving_home.settings)).fast
 
 
-def test_redis_serves_through_feast_what_the_fast_path_serves(redis_home, serving_home):
+def test_redis_serves_what_the_sqlite_fast_path_serves(redis_home, serving_home):
     from evergreen.features.feast_client import OnlineReader, feature_store
 
-    assert not OnlineReader.open(feature_store(redis_home)).fast
+    assert OnlineReader.open(feature_store(redis_home)).redis
     ready = _runtime(redis_home, serving_home).readiness()
     assert ready.ready, ready.reason
     assert _same_answers(redis_home, serving_home) > 20  # most rows found their features
+
+
+def test_redis_reads_in_one_round_trip_what_feast_reads(redis_home, serving_home, monkeypatch):
+    """Redis's fast path (Feast's hashes and the request-time state in one pipeline) reads
+    value for value what ``get_online_features`` and the state's own read give, within and
+    past the TTL, in one write to the socket."""
+    import redis
+
+    from evergreen.features.feast_client import OnlineReader, feature_store
+
+    reader = OnlineReader.open(feature_store(redis_home))
+    bodies = served_transactions(serving_home.settings, 30)
+    rows = {f: [b[f] for b in bodies] + [10**9] for f in ("customer_id", "terminal_id")}
+    rows["amount"] = [b["amount"] for b in bodies] + [5.0]
+    sends = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sends.append(command)
+        return original(self, command, check_health)
+
+    first = dt.datetime.fromisoformat(bodies[0]["tx_datetime"])
+    rows["tx_datetime"] = [first] * len(rows["amount"])
+    reader.read(rows, first)  # connected now
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    for when in (first, first + dt.timedelta(days=3)):  # within, then past the TTL
+        rows["tx_datetime"] = [when] * len(rows["amount"])
+        sends.clear()
+        fast = reader.read(rows, when)
+        assert len(sends) == 1  # one round trip for every view and the state
+        assert fast == reader.read_through_feast(rows, when)
+    within = reader.read(rows, first)
+    assert any(v is not None for v in within["terminal_risk_7d"])
+    assert within["card_tx_count_30d"][-1] == 0  # the unknown card: empty windows
+    assert any(within["card_tx_count_30d"])  # the state on Redis holds the reconciled days
 
 
 def test_feasts_own_sqlite_store_serves_too(serving_home, built_bento, tmp_path):
@@ -127,9 +167,22 @@ def test_an_unreachable_redis_is_not_ready_with_a_reason(serving_home, redis_hom
 
 
 def test_a_bento_on_redis_turns_ready_and_answers(redis_home, built_bento, serving_home, tmp_path):
+    from evergreen.features.feast_client import OnlineReader, feature_store
     from evergreen.serving.process import BentoProcess
 
-    bodies = served_transactions(serving_home.settings, 5)
+    bodies = served_transactions(serving_home.settings, 60)[-5:]  # none served before here
+    reader = OnlineReader.open(feature_store(redis_home))
+    after = max(dt.datetime.fromisoformat(b["tx_datetime"]) for b in bodies)
+    cards = {
+        "customer_id": [b["customer_id"] for b in bodies],
+        "terminal_id": [b["terminal_id"] for b in bodies],
+        "amount": [1.0] * len(bodies),
+    }
+    later = after + dt.timedelta(seconds=1)
+    before = reader.state.read(None, cards, later)["card_tx_count_30d"]
+    assert reader.state.held([b["transaction_id"] for b in bodies]) == {
+        b["transaction_id"]: 0 for b in bodies
+    }
     with BentoProcess(built_bento.tag, redis_home, log_path=tmp_path / "serve.log") as served:
         assert httpx.get(f"{served.url}/readyz", timeout=10).status_code == 200
         answer = httpx.post(f"{served.url}/predict", json={"transactions": bodies}, timeout=30)
@@ -142,3 +195,51 @@ def test_a_bento_on_redis_turns_ready_and_answers(redis_home, built_bento, servi
     # The scores histogram a cluster's canary analysis compares between canary and stable.
     counted = f'evergreen_fraud_probability_count{{model_version="{serving_home.champion}"}} 5.0'
     assert counted in metrics, metrics[-2000:]
+    # The replica wrote the request-time state on Redis: each transaction once, the data time
+    # moved to the newest, each card's window one payment fuller per payment served.
+    ids = [b["transaction_id"] for b in bodies]
+    assert reader.state.held(ids) == dict.fromkeys(ids, 1)
+    assert reader.state.data_time() >= after
+    now = reader.state.read(None, cards, later)["card_tx_count_30d"]
+    per_card = [cards["customer_id"].count(c) for c in cards["customer_id"]]
+    assert [n - b for n, b in zip(now, before, strict=True)] == per_card
+
+
+def test_a_redis_restart_is_a_503_with_a_reason_then_serving_recovers(
+    serving_home, built_bento, tmp_path
+):
+    """The online store's Redis (persistent, as a cluster's is) stops under a replica: it turns
+    not ready with the reason, a request is refused as not ready (the bento's 503) with nothing
+    scored or written; Redis back on the same address, the replica is ready and scores again by
+    itself, no restart of its own."""
+    from evergreen.features.feast_client import OnlineReader, feature_store
+    from evergreen.ports import free_port
+    from evergreen.serving.runtime import NotReady
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", free_port(), persist=True).start()
+    try:
+        store = {"type": "redis", "connection_string": f"{server.host}:{server.port}"}
+        settings = _home_on(store, serving_home, built_bento, tmp_path)
+        runtime = _runtime(settings, serving_home)
+        bodies = served_transactions(serving_home.settings, 80)[-3:]  # none served elsewhere
+        assert runtime.readiness().ready
+
+        server.stop()
+        down = runtime.readiness()
+        with pytest.raises(NotReady, match="online store unavailable: redis"):
+            _predict(runtime, bodies)
+
+        server.start()
+        up = runtime.readiness()
+        state = OnlineReader.open(feature_store(settings)).state
+        assert state.held([b["transaction_id"] for b in bodies]) == dict.fromkeys(
+            [b["transaction_id"] for b in bodies], 0
+        )  # the refused request wrote nothing
+        answer = _predict(runtime, bodies)
+    finally:
+        server.stop()
+    assert not down.ready and str(server.port) in down.reason, down.reason
+    assert up.ready, up.reason
+    assert [p.transaction_id for p in answer.predictions] == [b["transaction_id"] for b in bodies]
+    assert not all(p.features_missing for p in answer.predictions)  # the rows survived
