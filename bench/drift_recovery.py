@@ -18,10 +18,11 @@ period >= 1.25x frozen, recovery within the label delay + 3 days, 0 false alarms
 requests, at most one accepted retrain per data day.
 
 Two more figures per scenario: ``S_after_follow_up_served_minus_frozen_ap``, served minus
-frozen mean daily AP on the days after the first accepted follow-up retrain (what the e2e test
-asserts, with a margin taken from this figure's spread across seeds); and the adaptation
-measured (``S_adaptation_*``): the first follow-up's retrain trained again on the same training
-set with the plain time split, both scored on the logged rows of every later live day.
+frozen mean daily AP on the days after the first follow-up retrain whose model served (what
+the e2e test asserts, with a margin taken from this figure's spread across seeds); and the
+adaptation measured (``S_adaptation_*``): that follow-up's retrain trained again on the same
+training set with the plain time split, both scored on the logged rows of every later live
+day.
 
 Each scenario and seed runs in a subprocess (a home, a Dagster instance and free ports of its
 own). ``--quick`` runs the end-to-end test's plan (``DemoPlan.quick``: 600 customers, label
@@ -197,22 +198,18 @@ def scenario_figures(run, summary) -> dict:
         "requests": summary.requests,
         "failed_requests": len(summary.failed_requests),
         "recovery_plot": str(summary.recovery_plot),
-        **after_follow_up(daily, accepted),
+        **after_follow_up(daily, run.settings),
     }
 
 
-def first_follow_up_day(accepted: list[dict]) -> dt.date | None:
-    """The data day of the first accepted follow-up retrain (its labels day)."""
-    days = [h["data_time"][:10] for h in accepted if h["kind"] == "follow_up"]
-    return dt.date.fromisoformat(min(days)) if days else None
+def after_follow_up(daily, settings) -> dict:
+    """Served and frozen mean daily AP on the days after the first follow-up retrain whose
+    model served (``recovery.served_follow_ups``): the figure the e2e test asserts
+    (``tests/demo/test_demo.py``)."""
+    from evergreen.loop.recovery import mean_ap, served_follow_ups
 
-
-def after_follow_up(daily, accepted: list[dict]) -> dict:
-    """Served and frozen mean daily AP on the days after the first accepted follow-up: the
-    figure the e2e test asserts (``tests/demo/test_demo.py``)."""
-    from evergreen.loop.recovery import mean_ap
-
-    asked = first_follow_up_day(accepted)
+    served_ups = served_follow_ups(settings)
+    asked = served_ups[0][0] if served_ups else None
     after = daily[daily["day"] > asked] if asked else daily.iloc[0:0]
     if after.empty:
         served = frozen = None
@@ -222,6 +219,7 @@ def after_follow_up(daily, accepted: list[dict]) -> dict:
         frozen = mean_ap(daily, "frozen_ap", first, last)
     return {
         "first_follow_up_day": asked.isoformat() if asked else None,
+        "follow_ups_served": len(served_ups),
         "after_follow_up_days": len(after),
         "after_follow_up_served_ap": served,
         "after_follow_up_frozen_ap": frozen,
@@ -232,21 +230,20 @@ def after_follow_up(daily, accepted: list[dict]) -> dict:
 
 
 def adaptation_ablation(run, summary) -> dict:
-    """The adaptation measured: the first accepted follow-up's cut-off trained twice on its
+    """The adaptation measured: the first served follow-up's cut-off trained twice on its
     training set, adapted as the loop trained it and with the plain time split (the settings'
     evaluation and validation days), same seed and parameters; the mean daily AP of each on
     the matured logged rows of the live days after that cut-off."""
     import pandas as pd
     from sklearn.metrics import average_precision_score
 
-    from evergreen.loop.recovery import matured_day_rows
-    from evergreen.loop.retrain_policy import RetrainGovernor
+    from evergreen.loop.recovery import matured_day_rows, served_follow_ups
     from evergreen.models.registry import ModelRegistry
     from evergreen.models.training import Adaptation, train_candidate
 
     settings = run.settings
-    accepted = [h for h in RetrainGovernor(settings).history() if h["outcome"] == "accepted"]
-    cutoff = first_follow_up_day(accepted)
+    served_ups = served_follow_ups(settings)
+    cutoff = served_ups[0][0] if served_ups else None
     path = settings.training_set_path(cutoff) if cutoff else None
     last = run.world.day(run.plan.history_days + run.plan.live_days - 1)
     if path is None or not path.exists() or cutoff >= last:

@@ -15,6 +15,7 @@ from evergreen.loop.recovery import (
 )
 from evergreen.loop.retrain_policy import RetrainGovernor, Trigger
 from tests.conftest import make_settings
+from tests.sensors.conftest import loop_home  # noqa: F401  (a fixture)
 
 DRIFT = dt.date(2018, 5, 10)
 
@@ -117,3 +118,27 @@ def test_the_oracle_trains_on_every_label_known_the_day_before(pipeline_home):
     assert model.days["validation"].endswith(newest.isoformat())  # customers, not days
     assert set(REALTIME_FEATURES) <= set(model.feature_names)
     assert model.validation_metrics["roc_auc"] > 0.7
+
+
+def test_a_follow_up_counts_as_served_only_when_its_model_served(
+    loop_home,  # noqa: F811  (the fixture imported above)
+    instance,
+    training_frame,
+    quick_models,
+):
+    """The e2e test and the benchmark judge the days after a follow-up whose model served: one
+    whose candidate the gate kept out (or that never reached traffic) is not such a one."""
+    from evergreen.loop.recovery import served_follow_ups
+    from tests.conftest import day
+    from tests.sensors.conftest import LIVE_DAYS, load_live_days, log_predictions, register, rows_of
+
+    served_day, kept_out_day = day(19), day(21)
+    served = register(loop_home, quick_models[0], cutoff=served_day)
+    register(loop_home, quick_models[1], cutoff=kept_out_day)  # trained, never served
+    log_predictions(loop_home, rows_of(training_frame, LIVE_DAYS[:1]), served)
+    load_live_days(loop_home, instance, LIVE_DAYS[:1])
+    governor = RetrainGovernor(loop_home)
+    for when in (served_day, kept_out_day):
+        at = dt.datetime.combine(when, dt.time(), tzinfo=dt.UTC)
+        assert governor.consider(Trigger("follow_up", at)).accepted
+    assert served_follow_ups(loop_home) == [(served_day, served)]
