@@ -14,10 +14,12 @@ from evergreen.loop.retrain_policy import RetrainGovernor
 from evergreen.ports import free_port
 from evergreen.settings import EvergreenSettings
 
-# Served minus frozen mean daily AP on the days after the first follow-up retrain, in the
-# quick plan: `python bench/drift_recovery.py --quick --scenarios concept --seeds 0,1,2` measured
-# SPREAD (see the README's benchmark table); the margin sits below the smallest of them.
-MARGIN = 0.03
+# Served minus frozen mean daily AP on the days after the first follow-up whose model served,
+# in the quick plan: `python bench/drift_recovery.py --quick --scenarios concept --seeds 1,2`
+# measured 0.127 and 0.175 (2026-12-02, a loaded machine; README, Benchmarks). The margin is
+# about half the smallest, so seed noise of one day's ~60 frauds does not fail the test while a
+# loop that stopped learning the drift (served == frozen, as when every canary failed) does.
+MARGIN = 0.06
 
 
 @pytest.mark.e2e
