@@ -186,6 +186,33 @@ def mean_ap(frame: pd.DataFrame, column: str, first: dt.date, last: dt.date) -> 
     return float(part.mean()) if len(part) else None
 
 
+def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
+    """Accepted follow-up retrains whose model went on to serve (the gate promoted it and a
+    rollout put it in front of traffic): (the follow-up's data day, which is its cut-off, and
+    the model's tag), oldest first. A follow-up whose candidate the gate kept out is not one."""
+    from evergreen.loop.live_data import served_days
+    from evergreen.loop.retrain_policy import RetrainGovernor
+    from evergreen.models.registry import ModelRegistry
+    from evergreen.warehouse import connect
+
+    days = sorted(
+        {
+            dt.date.fromisoformat(h["data_time"][:10])
+            for h in RetrainGovernor(settings).history()
+            if h["kind"] == "follow_up" and h["outcome"] == "accepted"
+        }
+    )
+    records = ModelRegistry(settings).records()
+    found = []
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        for day in days:
+            tags = [r.tag for r in records if r.cutoff == day.isoformat()]
+            served = [tag for tag in tags if served_days(conn, tag)]
+            if served:
+                found.append((day, served[0]))
+    return found
+
+
 @dataclass(frozen=True)
 class LoopEvent:
     """Something the loop did, on the data day it is about."""

@@ -23,6 +23,7 @@ from assets.raw_data import raw_labels, raw_transactions
 from assets.serving import live_predictions
 from evergreen.loop.monitoring_history import daily_live_ap, drift_history
 from evergreen.loop.monitors import finding_path
+from evergreen.loop.retrain_policy import RetrainGovernor
 from evergreen.models.registry import ModelRegistry
 from evergreen.resources import EvergreenResource
 from sensors.drift_sensor import drift_sensor
@@ -110,9 +111,18 @@ def test_monitoring_plots_live_ap_and_drift_and_reuses_the_sensors_findings(
     metadata = _materialize(settings, instance)
 
     assert {d: (p.stat().st_mtime_ns, p.read_text()) for d, p in kept.items()} == stamps
-    for name in ("live_ap_png", "drift_png"):
+    for name in ("live_ap_png", "drift_png", "recovery_png"):
         _assert_png(Path(metadata[name]))
     assert metadata["live_ap_plot"].startswith("![live AP per model](data:image/png;base64,")
+    # Served vs frozen vs oracle, with the drift the loop confirmed (a follow-up scheduled).
+    assert metadata["recovery_plot"].startswith("![served vs frozen vs oracle](data:image/png")
+    scheduled = [h for h in RetrainGovernor(settings).history() if h["outcome"] == "scheduled"]
+    if scheduled:
+        first = scheduled[-1]["evidence"]["drift_first_day"]
+        assert metadata["recovery"].startswith(f"Drift confirmed from {first}"), metadata
+        assert "no oracle scores kept" in metadata["recovery"]
+    else:
+        assert metadata["recovery"] == "No drift confirmed over the served days."
     assert metadata["days_served"] == 9 and metadata["days_with_matured_labels"] == 9
     table = metadata["models"]
     frame = daily_live_ap(settings, day(23))

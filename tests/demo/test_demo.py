@@ -9,15 +9,17 @@ from rich.console import Console
 
 from evergreen.demo.plan import DemoPlan
 from evergreen.demo.run import run_demo
-from evergreen.loop.recovery import mean_ap
+from evergreen.loop.recovery import mean_ap, served_follow_ups
 from evergreen.loop.retrain_policy import RetrainGovernor
 from evergreen.ports import free_port
 from evergreen.settings import EvergreenSettings
 
-# Served minus frozen mean daily AP on the days after the first follow-up retrain, in the
-# quick plan: `python bench/drift_recovery.py --quick --scenarios concept --seeds 0,1,2` measured
-# SPREAD (see the README's benchmark table); the margin sits below the smallest of them.
-MARGIN = 0.03
+# Served minus frozen mean daily AP on the days after the first follow-up whose model served,
+# in the quick plan: `python bench/drift_recovery.py --quick --scenarios concept --seeds 1,2`
+# measured 0.127 and 0.175 (2026-12-02, a loaded machine; README, Benchmarks). The margin is
+# about half the smallest, so seed noise of one day's ~60 frauds does not fail the test while a
+# loop that stopped learning the drift (served == frozen, as when every canary failed) does.
+MARGIN = 0.06
 
 
 @pytest.mark.e2e
@@ -40,7 +42,9 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     assert summary.failed_requests == []
     assert summary.requests > 100
     assert summary.statuses.get("champion", 0) >= 1
-    assert summary.rollouts.get("completed", 0) >= 1
+    # The first rollout and at least one canary of a retrained model (its warm-up and probes
+    # are sent at the data's time, which the replicas' request-time state requires).
+    assert summary.rollouts.get("completed", 0) >= 2, summary.rollouts
     assert any(key.startswith("drift") for key in summary.triggers)  # the drift was seen
     assert [s.period.name for s in summary.scores][0] == "before the drift"
     assert all(s.served_ap is not None for s in summary.scores[:1])
@@ -54,13 +58,16 @@ def test_the_loop_runs_end_to_end_without_a_failed_request(tmp_path, monkeypatch
     assert (monitoring / "recovery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "oracle AP" in text and "Scenario concept" in text
 
-    # The follow-up: asked once the labels of the drift's first days had matured, accepted.
+    # The follow-up: asked once the labels of the drift's first days had matured, accepted,
+    # and its model served (the gate may keep out one that learnt from no drift day).
     history = RetrainGovernor(settings).history()
     follow_ups = [h for h in history if h["kind"] == "follow_up" and h["outcome"] == "accepted"]
     assert follow_ups, [(h["kind"], h["outcome"], h["reason"]) for h in history]
-    first = follow_ups[0]
-    asked = dt.date.fromisoformat(first["data_time"][:10])
-    drift_from = dt.date.fromisoformat(first["evidence"]["drift_first_day"])
+    served_ups = served_follow_ups(settings)
+    assert served_ups, [(h["kind"], h["outcome"], h["reason"]) for h in history]
+    asked, _ = served_ups[0]
+    [row] = [h for h in follow_ups if h["data_time"][:10] == asked.isoformat()]
+    drift_from = dt.date.fromisoformat(row["evidence"]["drift_first_day"])
     assert asked >= drift_from + dt.timedelta(days=settings.label_delay_days + 1)
     # What served on the days after it beats the model frozen at the start by a margin.
     daily = summary.daily

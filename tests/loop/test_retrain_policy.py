@@ -132,3 +132,13 @@ def test_a_confirmed_drift_adapts_training_until_it_leaves_the_window(governor):
     assert adapted.validation_days == 0 and "drift confirmed from" in adapted.reason
     beyond = settings.label_delay_days + settings.training_window_days
     assert not training_adaptation(settings, T0.date() + dt.timedelta(days=beyond)).adapted
+
+
+def test_a_decay_on_matured_labels_retrains_while_the_drift_signal_is_held_back(governor):
+    # The drift fired and stays on: its hysteresis holds every later drift trigger back.
+    assert governor.consider(Trigger("drift", at(0), severity=0.5)).accepted
+    assert "hysteresis" in governor.consider(Trigger("drift", at(4), severity=0.5)).reason
+    # The matured labels show the decay: that signal has hysteresis of its own, and is armed.
+    decay = governor.consider(Trigger("performance", at(4), severity=0.4))
+    assert decay.accepted, decay.reason
+    assert "hysteresis" in governor.consider(Trigger("drift", at(7), severity=0.5)).reason
