@@ -461,9 +461,10 @@ class Supervisor:
         pairs = [(state.router, self._router_config(state))]
         if state.edge is not None and is_alive(state.edge.process):
             edge = state.edge
-            pairs.append(
-                (edge, caddy.edge_config(edge.admin, edge.listen, state.router.listen, self.policy))
+            config = caddy.edge_config(
+                edge.admin, edge.listen, state.router.listen, self.policy, edge.metrics
             )
+            pairs.append((edge, config))
         return [(ref, json.loads(json.dumps(config))) for ref, config in pairs]
 
     def drift(self) -> list[str]:
