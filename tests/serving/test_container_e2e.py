@@ -35,7 +35,7 @@ from evergreen.rollout.state import STOPPED, read_state
 from evergreen.rollout.strategies import BlueGreen, Canary
 from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
 from evergreen.settings import EvergreenSettings
-from tests.rollout.conftest import assert_no_failed_requests, tear_down
+from tests.rollout.conftest import assert_no_failed_requests, tear_down, wait_for
 
 pytestmark = pytest.mark.e2e
 HOME_UID = 10_001  # the (unprivileged) person who owns the test's home
@@ -126,16 +126,6 @@ def containers_of(settings, revision: str) -> list[str]:
     ]
     cmd += ["--filter", f"label=evergreen.revision={revision}"]
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def test_the_images_are_the_bentos_and_small(container_home):
