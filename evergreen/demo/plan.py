@@ -81,6 +81,7 @@ class DemoSummary:
     frozen_model: str = ""
     day_log: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    torn_retries: int = 0  # answers torn after their headers and sent again (serving.client)
     requests: int = 0
     scores: list = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)

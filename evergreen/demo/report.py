@@ -87,6 +87,7 @@ def print_summary(summary, console: Console) -> None:
         models.add_row(f"retrain triggers: {key}", str(value))
     models.add_row("requests through the router", f"{summary.requests:,}")
     models.add_row("failed requests", str(len(summary.failed_requests)))
+    models.add_row("torn answers sent again", str(summary.torn_retries))
     console.print(models)
     console.print(_ap_table(summary))
     recovered = (

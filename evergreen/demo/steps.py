@@ -103,6 +103,7 @@ class DemoRun:
             replay = replay.start().join()
             self.summary_data.requests += replay.sent
             self.summary_data.failed_requests += replay.failed
+            self.summary_data.torn_retries += replay.torn_retries
             self.world.release(day)
             drift = " (drift)" if day >= self.drift_day else ""
             with self._status(f"{day}{drift}: {replay.sent} payments served; the day lands"):
@@ -129,6 +130,7 @@ class DemoRun:
             materialize_partitions([monitoring], [None], self.settings, self.instance)
         samples = self.heartbeat.stop() if self.heartbeat else []
         self.summary_data.requests += len(samples)
+        self.summary_data.torn_retries += sum(s.torn_retries for s in samples)
         self.summary_data.failed_requests += [
             f"heartbeat: HTTP {s.status} {s.error}" for s in self.heartbeat.failed(samples)
         ]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from evergreen.serving.client import post_prediction
+
 # How far past the oldest unsent request a free client looks for one it may send: bounds the
 # scan, and keeps the replay close to time order.
 LOOKAHEAD = 64
@@ -29,6 +31,7 @@ class ReplayResult:
     failed: list[str] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
     most_in_flight: int = 0  # the most requests that were on their way at once
+    torn_retries: int = 0  # answers cut off after their headers, sent again (serving.client)
 
 
 class DayReplay:
@@ -115,12 +118,14 @@ class DayReplay:
 
     def _send(self, client: httpx.Client, tx: dict) -> None:
         began = time.perf_counter()
+        torn = 0
         try:
-            response = client.post(self.url, json=tx)
+            response, torn = post_prediction(client, self.url, tx)
             error = "" if response.status_code == 200 else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         with self._cond:
+            self.result.torn_retries += torn
             self.result.sent += len(tx.get("transactions", [tx]))
             self.result.latencies_s.append(time.perf_counter() - began)
             if error:

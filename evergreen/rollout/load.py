@@ -3,8 +3,9 @@
 ``LoadLoop(url, rate)`` sends ``POST /predict`` at a steady rate from a few threads (each with
 its own keep-alive connection, as real clients have) until stopped, and records every request:
 when it started, how long it took, its status and which model version answered. A request that
-got no HTTP answer (refused, reset, timed out) has status -1. The tests assert on
-``failed()``; the benchmark reads latencies per phase.
+got no HTTP answer (refused, reset, timed out) has status -1; an answer torn after its headers
+is sent once more (``evergreen.serving.client``) and counted in ``torn_retries``. The tests
+assert on ``failed()``; the benchmark reads latencies per phase.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
+
+from evergreen.serving.client import post_prediction
 
 if TYPE_CHECKING:
     from evergreen.settings import EvergreenSettings
@@ -91,13 +94,15 @@ def prediction_of(body: dict) -> tuple[str | None, float | None]:
 
 @dataclass(frozen=True)
 class Sample:
-    """One request: start (monotonic s), latency (s), status (-1: no answer), version."""
+    """One request: start (monotonic s), latency (s), status (-1: no answer), version, and how
+    many torn answers (cut off after their headers) it was sent again for."""
 
     started: float
     latency_s: float
     status: int
     model_version: str | None
     error: str = ""
+    torn_retries: int = 0
 
 
 class LoadLoop:
@@ -160,7 +165,7 @@ class LoadLoop:
     def _send(self, client: httpx.Client, payload: dict) -> Sample:
         began = time.monotonic()
         try:
-            response = client.post(self.url, json=payload)
+            response, torn = post_prediction(client, self.url, payload)
         except httpx.HTTPError as error:
             return Sample(began, time.monotonic() - began, -1, None, repr(error))
         latency = time.monotonic() - began
@@ -168,7 +173,7 @@ class LoadLoop:
         if response.status_code == 200:
             version, _ = prediction_of(response.json())
         error = "" if response.status_code == 200 else response.text[:200]
-        return Sample(began, latency, response.status_code, version, error)
+        return Sample(began, latency, response.status_code, version, error, torn)
 
     def _record(self, sample: Sample) -> None:
         with self._lock:

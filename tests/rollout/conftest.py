@@ -91,12 +91,16 @@ def load(stack):
         loop.stop()
 
 
-def assert_no_failed_requests(loop: LoadLoop) -> list[Sample]:
-    """Stop the load and assert every request got a 200; returns the samples."""
+def assert_no_failed_requests(loop: LoadLoop, torn_allowed: int = 0) -> list[Sample]:
+    """Stop the load and assert every request got a 200, and that at most ``torn_allowed``
+    answers were torn after their headers and sent again (only a killed replica tears one:
+    at most the requests it had in flight, one per client); returns the samples."""
     samples = loop.stop()
     failed = loop.failed()
     assert samples, "the load loop sent nothing"
     assert not failed, f"{len(failed)} of {len(samples)} requests failed, e.g. {failed[:3]}"
+    torn = sum(s.torn_retries for s in samples)
+    assert torn <= torn_allowed, f"{torn} torn answers sent again, at most {torn_allowed} expected"
     return samples
 
 

