@@ -229,11 +229,10 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
     through the FeatureService that serving reads."""
     from evergreen.features.feast_client import feature_store, fraud_feature_service
     from evergreen.features.training_set import (
+        NoLabelledTransactions,
         TrainingWindow,
-        build_training_set,
-        labelled_transactions,
+        window_training_set,
     )
-    from evergreen.warehouse import connect
 
     settings = evergreen.settings()
     _require_applied(settings)
@@ -243,11 +242,10 @@ def training_set(context: AssetExecutionContext, evergreen: EvergreenResource):
     )
     store = feature_store(settings)
     service = fraud_feature_service(store)
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-        if entities.empty:
-            raise Failure(f"No labelled transactions in {window}.")
-        table = build_training_set(store, entities, service, warehouse=conn)
+    try:
+        entities, table = window_training_set(settings, window, service, store)
+    except NoLabelledTransactions as exc:
+        raise Failure(str(exc)) from None
     path = settings.training_set_path(cutoff)
     write_table(table, path)
     digest = fingerprint(table)

@@ -73,22 +73,15 @@ def online_and_training_split(settings: EvergreenSettings, days: int, window_day
         fraud_feature_service,
         materialize_day,
     )
-    from evergreen.features.training_set import (
-        TrainingWindow,
-        build_training_set,
-        labelled_transactions,
-    )
+    from evergreen.features.training_set import TrainingWindow, window_training_set
     from evergreen.models.training import split_by_time
-    from evergreen.warehouse import connect
 
     apply_definitions(settings)
     store = feature_store(settings)
     materialize_day(store, _day(days - 2))
     window = TrainingWindow.ending_at(_day(days - 1), window_days, settings.label_delay_days)
     service = fraud_feature_service(store)
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-        frame = build_training_set(store, entities, service, warehouse=conn).to_pandas()
+    frame = window_training_set(settings, window, service, store)[1].to_pandas()
     return split_by_time(frame, 2, 2), service
 
 

@@ -44,21 +44,11 @@ def pipeline_home(tmp_path_factory) -> EvergreenSettings:
 @pytest.fixture(scope="session")
 def training_frame(pipeline_home):
     """The training set of the cut-off, as the training_set asset builds it (not written)."""
-    from evergreen.features.feast_client import feature_store, fraud_feature_service
-    from evergreen.features.training_set import (
-        TrainingWindow,
-        build_training_set,
-        labelled_transactions,
-    )
-    from evergreen.warehouse import connect
+    from evergreen.features.training_set import TrainingWindow, window_training_set
 
     s = asset_settings(pipeline_home)
     window = TrainingWindow.ending_at(CUTOFF, s.training_window_days, s.label_delay_days)
-    store = feature_store(s)
-    with connect(s.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-        table = build_training_set(store, entities, fraud_feature_service(store), warehouse=conn)
-    return table.to_pandas()
+    return window_training_set(s, window)[1].to_pandas()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
 
+    from evergreen.settings import EvergreenSettings
+
 ENTITY_FRAME_SQL = """
 WITH landed AS (
     SELECT
@@ -82,6 +84,32 @@ def daily_feature_refs(store: FeatureStore, service: FeatureService) -> list[str
         if p.name not in computed
         for f in p.features
     ]
+
+
+class NoLabelledTransactions(ValueError):
+    """A window with no transaction whose label had landed by its cut-off."""
+
+
+def window_training_set(
+    settings: EvergreenSettings,
+    window: TrainingWindow,
+    service: FeatureService | str | None = None,
+    store: FeatureStore | None = None,
+) -> tuple[pd.DataFrame, pa.Table]:
+    """The entity frame of ``window`` (its labelled transactions, read from the settings'
+    warehouse) and its training set through ``service`` (default: the fraud FeatureService),
+    the request-time views computed from the same read-only connection: the one way the asset,
+    the oracle, the benchmarks and the tests build one."""
+    from evergreen.features.feast_client import feature_store, fraud_feature_service
+    from evergreen.warehouse import connect
+
+    store = store or feature_store(settings)
+    service = service or fraud_feature_service(store)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        entities = labelled_transactions(conn, window)
+        if entities.empty:
+            raise NoLabelledTransactions(f"No labelled transactions in {window}.")
+        return entities, build_training_set(store, entities, service, warehouse=conn)
 
 
 def build_training_set(

@@ -30,21 +30,12 @@ class ServingHome:
 
 
 def _training_frame(settings: EvergreenSettings, store) -> pd.DataFrame:
-    from evergreen.features.feast_client import fraud_feature_service
-    from evergreen.features.training_set import (
-        TrainingWindow,
-        build_training_set,
-        labelled_transactions,
-    )
-    from evergreen.warehouse import connect
+    from evergreen.features.training_set import TrainingWindow, window_training_set
 
     window = TrainingWindow.ending_at(
         day(SERVED_DAY), settings.training_window_days, settings.label_delay_days
     )
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        entities = labelled_transactions(conn, window)
-        service = fraud_feature_service(store)
-        return build_training_set(store, entities, service, warehouse=conn).to_pandas()
+    return window_training_set(settings, window, store=store)[1].to_pandas()
 
 
 def _register(settings, split, service, seed: int, params: dict) -> str:
