@@ -15,6 +15,8 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,8 @@ import duckdb
 from evergreen.ingest.contracts import FEEDS, PROVENANCE_COLUMNS
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from evergreen.settings import EvergreenSettings
 
 _LOCK_WAIT_S = 120.0
@@ -142,29 +146,80 @@ def ingest_warehouse(settings: EvergreenSettings) -> Iterator[duckdb.DuckDBPyCon
 
 def attach_raw_files(conn: duckdb.DuckDBPyConnection, raw_dir: Path) -> None:
     """(Re)define each raw table and the ingest log as a temporary view over its files under
-    ``raw_dir`` (DuckDB expands the glob at every query, so a file renamed into place later
-    is read); a table with no file yet is empty, with its columns and types."""
+    ``raw_dir`` as they are now: each partition's newest version, every log file (a snapshot:
+    the connection reads the same files to its end; a table with no file yet is empty, with its
+    columns and types)."""
     create_tables(conn, STAGED, temp=True)
     for table in RAW_TABLES:
         typed = f"SELECT * FROM {STAGED}{table} WHERE false"
-        files = _raw_files(table)
-        if next(raw_dir.glob(files), None):  # read_parquet refuses a glob that matches nothing
+        files = _log_files(raw_dir) if table == INGEST_LOG else _newest_versions(raw_dir, table)
+        if files:  # read_parquet refuses an empty list
+            listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
             typed += (
-                f" UNION ALL BY NAME SELECT * FROM read_parquet('{raw_dir / files}', "
+                f" UNION ALL BY NAME SELECT * FROM read_parquet([{listed}], "
                 "union_by_name = true, hive_partitioning = false)"
             )
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {typed}")
 
 
-def _raw_files(table: str) -> str:
-    """A table's files under the raw folder, as a glob: ``TABLE/date=D/part-0.parquet``, and
-    for the log ``ingest_log/FEED/date=D/STAMP.parquet``. A writer's temporary ends in .tmp."""
-    return f"{table}/*/*/*.parquet" if table == INGEST_LOG else f"{table}/date=*/*.parquet"
+# A partition's versions: TABLE/date=D/part-000001.parquet, part-000002.parquet, ... Each is
+# written once and never replaced: DuckDB opens a file more than once in one query (its footer,
+# then its row groups), so a file renamed over the one it was reading fails it ("bytes outside
+# file") or worse. A superseded version is removed once its successor is this old: longer than
+# any reader's connection lasts.
+VERSION_GRACE_S = 3600.0
+_VERSION = "part-*.parquet"
 
 
-def partition_file(raw_dir: Path, table: str, day: dt.date) -> Path:
-    """The one file of a raw table's partition on the cluster profile."""
-    return raw_dir / table / f"date={day.isoformat()}" / "part-0.parquet"
+def partition_versions(raw_dir: Path, table: str, day: dt.date) -> list[Path]:
+    """A raw partition's files on the cluster profile, oldest first (the newest is read)."""
+    return _versions(raw_dir / table / f"date={day.isoformat()}")
+
+
+def _versions(folder: Path) -> list[Path]:
+    return sorted(folder.glob(_VERSION), key=_version_number)
+
+
+def _version_number(path: Path) -> int:
+    return int(path.stem.removeprefix("part-"))
+
+
+def _newest_versions(raw_dir: Path, table: str) -> list[Path]:
+    newest = (_versions(folder) for folder in sorted((raw_dir / table).glob("date=*")))
+    return [versions[-1] for versions in newest if versions]
+
+
+def _log_files(raw_dir: Path) -> list[Path]:
+    """Every ingest's log file: ``ingest_log/FEED/date=D/STAMP.HOST.PID.RANDOM.parquet``."""
+    return sorted((raw_dir / INGEST_LOG).glob("*/date=*/*.parquet"))
+
+
+def _write_version(rows: pa.Table, folder: Path) -> Path:
+    """Write the partition's next version under a name no one has written (two writers of one
+    partition at once, which one step per partition rules out, would each get a name), then
+    drop the versions superseded long enough ago."""
+    from evergreen.features.tables import write_table
+
+    while True:
+        versions = _versions(folder)
+        number = _version_number(versions[-1]) + 1 if versions else 1
+        try:
+            path = write_table(rows, folder / f"part-{number:06d}.parquet", exclusive=True)
+            break
+        except FileExistsError:
+            continue  # another writer took that number first
+    _drop_superseded(_versions(folder))
+    return path
+
+
+def _drop_superseded(versions: list[Path]) -> None:
+    now = time.time()
+    for old, successor in pairwise(versions):
+        try:
+            if now - successor.stat().st_mtime > VERSION_GRACE_S:
+                old.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue  # dropped by the same rule in another process
 
 
 def replace_partition(
@@ -175,8 +230,9 @@ def replace_partition(
     insert: Callable[[str], None],
 ) -> None:
     """Replace one day of a raw table with what ``insert(target_table)`` inserts: in the
-    warehouse file in one transaction; on the cluster profile as the day's one file, written
-    under a temporary name and renamed over the old one (a reader sees either, whole)."""
+    warehouse file in one transaction; on the cluster profile as the day's next version, written
+    under a temporary name then linked to a name of its own (a reader sees the old version or
+    the new one, whole)."""
     if not settings.is_cluster:
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -187,9 +243,8 @@ def replace_partition(
             conn.execute("ROLLBACK")
             raise
         return
-    _write_staged(
-        conn, settings.raw_dir, table, insert, partition_file(settings.raw_dir, table, day)
-    )
+    folder = settings.raw_dir / table / f"date={day.isoformat()}"
+    _write_staged(conn, settings.raw_dir, table, insert, lambda rows: _write_version(rows, folder))
 
 
 def append_log(
@@ -205,12 +260,13 @@ def append_log(
     if not settings.is_cluster:
         insert(INGEST_LOG)
         return
-    from evergreen.features.tables import temporary_suffix
+    from evergreen.features.tables import temporary_suffix, write_table
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     name = f"{stamp}.{temporary_suffix().removesuffix('.tmp')}.parquet"
     folder = settings.raw_dir / INGEST_LOG / feed / f"date={day.isoformat()}"
-    _write_staged(conn, settings.raw_dir, INGEST_LOG, insert, folder / name)
+    write = partial(write_table, path=folder / name, exclusive=True)
+    _write_staged(conn, settings.raw_dir, INGEST_LOG, insert, write)
 
 
 def _write_staged(
@@ -218,13 +274,12 @@ def _write_staged(
     raw_dir: Path,
     table: str,
     insert: Callable[[str], None],
-    path: Path,
+    write: Callable[[pa.Table], Path],
 ) -> None:
-    from evergreen.features.tables import write_table
-
+    """Insert into the table's staged rows, write them as one file, read the files again."""
     staged = STAGED + table
     conn.execute(f"DELETE FROM {staged}")
     insert(staged)
-    write_table(conn.sql(f"SELECT * FROM {staged}").to_arrow_table(), path)
+    write(conn.sql(f"SELECT * FROM {staged}").to_arrow_table())
     conn.execute(f"DELETE FROM {staged}")
-    attach_raw_files(conn, raw_dir)  # the first file of a table turns its view to the files
+    attach_raw_files(conn, raw_dir)  # this connection reads what it wrote

@@ -3,7 +3,8 @@ settings come from the environment (its own ``EVERGREEN_HOME``, the cluster prof
 store), as an ``evergreen worker``'s do.
 
 ``materialize FEED DAY BARRIER N``: wait until N hosts are at the barrier (a folder where each
-leaves a file), then materialize that raw partition in a real Dagster run.
+leaves a file), then materialize that raw partition in a real Dagster run; it prints the
+asset's concurrency pool (none on the cluster profile: nothing serializes the hosts).
 ``rewrite DAY ROUNDS``: re-ingest one transactions partition ROUNDS times, its delivery switched
 each time between ``part-0.parquet`` and the half of it in ``half.parquet`` (kept out of the
 landing folder), so that a reader sees the file replaced under it.
@@ -38,7 +39,7 @@ def materialize(feed: str, day: dt.date, barrier: Path, hosts: int) -> None:
     resources = {"evergreen": EvergreenResource(home=os.environ["EVERGREEN_HOME"])}
     _barrier(barrier, hosts)
     result = run([asset], partition_key=day.isoformat(), resources=resources)
-    print(f"materialized {feed} {day}: {result.success}", flush=True)
+    print(f"materialized {feed} {day} (pool {asset.op.pool}): {result.success}", flush=True)
 
 
 def rewrite(day: dt.date, rounds: int) -> None:

@@ -20,39 +20,15 @@ import pytest
 from evergreen.ingest.contracts import TRANSACTIONS
 from evergreen.ingest.landing import list_files, partition_dir
 from evergreen.settings import EvergreenSettings
-from evergreen.warehouse import partition_file, warehouse
-from tests.conftest import SMALL, day
+from evergreen.warehouse import partition_versions, warehouse
+from tests.conftest import cluster_settings, day, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
-# The cluster profile needs its servers named; an ingest talks to neither.
-SERVERS = {
-    "postgres_url": "postgresql://unused@127.0.0.1:9/unused",
-    "redis_url": "redis://127.0.0.1:9/0",
-}
-
-
-def cluster_settings(home: Path, shared: Path) -> EvergreenSettings:
-    """A worker host's settings: its own home, the shared store."""
-    return EvergreenSettings(
-        home=home,
-        profile="cluster",
-        shared_store=shared,
-        label_delay_days=SMALL["label_delay_days"],
-        **SERVERS,
-    ).ensure_dirs()
 
 
 def _host_env(settings: EvergreenSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVERGREEN_", "DAGSTER_"))}
-    return {
-        **env,
-        "EVERGREEN_HOME": str(settings.home),
-        "EVERGREEN_PROFILE": "cluster",
-        "EVERGREEN_SHARED_STORE": str(settings.shared_store),
-        "EVERGREEN_POSTGRES_URL": SERVERS["postgres_url"],
-        "EVERGREEN_REDIS_URL": SERVERS["redis_url"],
-        "EVERGREEN_LABEL_DELAY_DAYS": str(SMALL["label_delay_days"]),
-    }
+    return env | settings_env(settings)
 
 
 def _host(settings: EvergreenSettings, *args: str) -> subprocess.Popen:
@@ -91,7 +67,7 @@ def test_two_hosts_write_two_raw_partitions_at_once_and_read_the_union(tmp_path,
     ]
     outputs = [run.communicate(timeout=240)[0] for run in runs]
     for run, output in zip(runs, outputs, strict=True):
-        assert run.returncode == 0 and ": True" in output, output[-3000:]
+        assert run.returncode == 0 and "(pool None): True" in output, output[-3000:]
 
     reader = cluster_settings(tmp_path / "reader", shared)  # a third host reads both
     names = ", ".join(TRANSACTIONS.names)
@@ -108,8 +84,9 @@ def test_two_hosts_write_two_raw_partitions_at_once_and_read_the_union(tmp_path,
     assert logged == list(zip(days, per_day, strict=True))
     raw = reader.raw_dir
     written = sorted(p for p in raw.rglob("*") if p.is_file())
-    parts = [partition_file(raw, TRANSACTIONS.table, d) for d in days]
-    assert [p for p in written if "ingest_log" not in p.parts] == parts
+    parts = [partition_versions(raw, TRANSACTIONS.table, d) for d in days]
+    assert [len(versions) for versions in parts] == [1, 1]  # each one file, from its one host
+    assert [p for p in written if "ingest_log" not in p.parts] == [v[0] for v in parts]
     assert not [p for p in written if p.name.endswith(".tmp")]  # all renamed into place
     for host in hosts:  # no host's own warehouse took any of it
         assert not host.warehouse_path.exists()
@@ -130,35 +107,49 @@ def _deliver_two_sizes(settings: EvergreenSettings, d, copies: int) -> tuple[int
     return big.num_rows, half.num_rows
 
 
-def test_a_partition_written_again_replaces_its_file_whole(tmp_path, shared):
+def _partition_rows(conn, d) -> tuple[int, int]:
+    return conn.execute(
+        "SELECT count(*), count(DISTINCT transaction_id) FROM raw_transactions "
+        "WHERE partition_date = ?",
+        [d],
+    ).fetchone()
+
+
+def test_a_partition_written_again_is_read_whole_old_or_new(tmp_path, shared):
+    """One host writes a large partition again and again (two sizes in turn) while another
+    reads it: each read, on a fresh connection or one held from the start, sees the old
+    version or the new one, whole; the held connection keeps reading the version it began
+    with."""
     writer = cluster_settings(tmp_path / "writer", shared)
-    sizes = _deliver_two_sizes(writer, day(2), copies=150)
-    rounds = 8
+    sizes = _deliver_two_sizes(writer, day(2), copies=100)
+    rounds = 6
     run = _host(writer, "rewrite", day(2).isoformat(), str(rounds))
-    part = partition_file(writer.raw_dir, TRANSACTIONS.table, day(2))
     reader = cluster_settings(tmp_path / "reader", shared)
-    seen: list[tuple[int, int]] = []
+    fresh: list[tuple[int, int]] = []
+    held: list[tuple[int, int]] = []
     try:
         deadline = time.monotonic() + 120
-        while not part.exists():
+        while not partition_versions(reader.raw_dir, TRANSACTIONS.table, day(2)):
             assert run.poll() is None, run.stdout.read()
             assert time.monotonic() < deadline, "the partition's file never appeared"
             time.sleep(0.01)
-        with warehouse(reader, read_only=True) as conn:
+        other = cluster_settings(tmp_path / "reader2", shared)  # DuckDB: one mode per file
+        with warehouse(other, read_only=True) as kept:
             while run.poll() is None:
-                seen.append(
-                    conn.execute(
-                        "SELECT count(*), count(DISTINCT transaction_id) FROM raw_transactions "
-                        "WHERE partition_date = ?",
-                        [day(2)],
-                    ).fetchone()
-                )
+                with warehouse(reader, read_only=True) as conn:
+                    fresh.append(_partition_rows(conn, day(2)))
+                held.append(_partition_rows(kept, day(2)))
+                time.sleep(0.02)  # leave the writer a core
     finally:
         if run.poll() is None:
             run.kill()
         output = run.communicate(timeout=60)[0]
     assert run.returncode == 0, output[-3000:]
     assert output.count(" rows") == rounds
-    assert len(seen) > rounds  # read while it was written again and again
-    assert set(seen) <= {(n, n) for n in sizes}, "a read saw a partition neither old nor new"
-    assert len(set(seen)) == 2  # and saw it replaced
+    assert len(fresh) > rounds  # read while it was written again and again
+    whole = {(n, n) for n in sizes}
+    assert set(fresh) <= whole, "a read saw a partition neither old nor new"
+    assert len(set(fresh)) == 2  # and saw it replaced
+    assert set(held) == {held[0]} <= whole  # one snapshot from start to end
+    versions = partition_versions(reader.raw_dir, TRANSACTIONS.table, day(2))
+    assert len(versions) == rounds  # none dropped: superseded for less than the grace
