@@ -1,12 +1,12 @@
 """The DuckDB warehouse: one file, one writer at a time, tables created on first use.
 
 On the cluster profile the raw tables and the ingest log are not in that file (one writer per
-file cannot take two hosts): each raw partition is one Parquet file on the shared store
-(``settings.raw_dir``), written by the one step that makes it under a temporary name of its host,
-process and a random part and renamed into place, and each ingest's log row is a file of its
-own. Every connection (``warehouse``) sees them as temporary views over those files, so two hosts
-write different partitions at once with no lock between them, and a reader sees a partition's old
-file or its new one, never half of one.
+file cannot take two hosts): each raw partition is numbered versions of one Parquet file on the
+shared store (``settings.raw_dir``), each written once by the one step that makes it, under a
+temporary name of its host, process and a random part, then linked to its own name; and each
+ingest's log row is a file of its own. Every connection (``warehouse``) sees them as temporary
+views over the newest versions, so two hosts write different partitions at once with no lock
+between them, and a reader sees a partition's old version or its new one, never half of one.
 """
 
 from __future__ import annotations

@@ -153,3 +153,22 @@ def test_a_partition_written_again_is_read_whole_old_or_new(tmp_path, shared):
     assert set(held) == {held[0]} <= whole  # one snapshot from start to end
     versions = partition_versions(reader.raw_dir, TRANSACTIONS.table, day(2))
     assert len(versions) == rounds  # none dropped: superseded for less than the grace
+
+
+def test_a_version_is_dropped_only_once_superseded_for_the_grace(tmp_path, shared):
+    from evergreen.ingest.partition import ingest_partition
+    from evergreen.warehouse import VERSION_GRACE_S
+
+    host = cluster_settings(tmp_path / "host", shared)
+    for _ in range(3):
+        ingest_partition(host, "transactions", day(0))
+    first, second, third = partition_versions(host.raw_dir, TRANSACTIONS.table, day(0))
+    long_ago = time.time() - VERSION_GRACE_S - 60
+    os.utime(second, (long_ago, long_ago))  # the first was superseded longer ago than the grace
+
+    report = ingest_partition(host, "transactions", day(0))
+
+    versions = partition_versions(host.raw_dir, TRANSACTIONS.table, day(0))
+    assert versions == [second, third, versions[-1]] and not first.exists()
+    with warehouse(host, read_only=True) as conn:
+        assert _partition_rows(conn, day(0))[0] == report.rows_loaded > 0
