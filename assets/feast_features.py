@@ -152,7 +152,7 @@ def transaction_state(context: AssetExecutionContext, evergreen: EvergreenResour
     from evergreen.features.realtime import RETENTION_S
     from evergreen.features.realtime_state import reconcile_day
     from evergreen.features.sqlite_online_store import realtime_state_of
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     settings = evergreen.settings()
     _require_applied(settings)
@@ -160,7 +160,7 @@ def transaction_state(context: AssetExecutionContext, evergreen: EvergreenResour
     state = realtime_state_of(feature_store(settings).config)
     began = time.perf_counter()
     try:
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with warehouse(settings, read_only=True) as conn:
             counts = reconcile_day(state, conn, day)
         data_time = state.data_time()
     finally:

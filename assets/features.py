@@ -45,7 +45,7 @@ from evergreen.features.terminal_risk import (
 from evergreen.metadata import markdown_table
 from evergreen.resources import EvergreenResource
 from evergreen.settings import EvergreenSettings
-from evergreen.warehouse import connect
+from evergreen.warehouse import warehouse
 
 # Raw partitions (D - 31, D]: the 30-day window and the day a customer or terminal leaves it.
 _WINDOW_OF_RAW = TimeWindowPartitionMapping(
@@ -92,7 +92,7 @@ def _materialize_table(
     settings = evergreen.settings()
     day = dt.date.fromisoformat(context.partition_key)
     created_at = dt.datetime.now(dt.UTC)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         rows = compute(conn, day, created_at, settings)
     path = write_partition(table, rows, settings.features_dir, day)
     context.log.info(f"{table.name} {day}: {rows.num_rows:,} rows -> {path}")

@@ -55,10 +55,10 @@ def model_monitoring(
         reference_ap,
     )
     from evergreen.metadata import plot_metadata
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     settings = evergreen.settings()
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         served = logged_days(conn)
         labels_through = newest_label_day(conn)
     if not served:

@@ -14,3 +14,7 @@ daily_partitions = DailyPartitionsDefinition(
 # DuckDB takes one writer per file: every asset that writes the warehouse runs in this pool,
 # whose limit the instance config (dagster.yaml) sets to 1.
 WAREHOUSE_POOL = "duckdb_warehouse"
+# On the cluster profile a raw partition is a file of its own on the shared store, written by
+# no other step (evergreen.warehouse): the raw assets take no pool there, so that two worker
+# hosts write two partitions at once.
+RAW_POOL = None if _settings.is_cluster else WAREHOUSE_POOL

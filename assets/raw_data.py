@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from assets.partitions import WAREHOUSE_POOL, daily_partitions
+from assets.partitions import RAW_POOL, daily_partitions
 from assets.raw_quality import check_results, check_specs
 from evergreen.ingest.contracts import FEEDS, PROVENANCE_COLUMNS
 from evergreen.ingest.partition import IngestReport, ingest_partition
@@ -117,7 +117,7 @@ def _materialize(context: AssetExecutionContext, evergreen: EvergreenResource, f
 
 @asset(
     partitions_def=daily_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=RAW_POOL,
     kinds={"duckdb", "parquet"},
     group_name="raw",
     code_version=CODE_VERSION,
@@ -138,7 +138,7 @@ _label_lineage = TimeWindowPartitionMapping(
 
 @asset(
     partitions_def=daily_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=RAW_POOL,
     kinds={"duckdb", "parquet"},
     group_name="raw",
     code_version=CODE_VERSION,

@@ -49,11 +49,11 @@ def live_predictions(context: AssetExecutionContext, evergreen: EvergreenResourc
     warehouse table ``live_predictions``; the day's rows are replaced in one transaction."""
     from evergreen.serving.live_predictions import TABLE, load_day
     from evergreen.serving.prediction_log import day_dir
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     settings = evergreen.settings()
     day = dt.date.fromisoformat(context.partition_key)
-    with connect(settings.warehouse_path) as conn:
+    with warehouse(settings) as conn:
         load = load_day(conn, settings.predictions_dir, day)
     if load.skipped:
         context.log.warning(f"{day}: {load.skipped} incomplete log line(s) skipped")

@@ -174,10 +174,10 @@ def write_feature_tables(settings: EvergreenSettings, first_day: dt.date, last_d
     from evergreen.features.customer_spending import CUSTOMER_SPENDING, customer_spending_rows
     from evergreen.features.tables import write_partition
     from evergreen.features.terminal_risk import TERMINAL_RISK, terminal_risk_rows
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     created_at = dt.datetime.now(dt.UTC)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         for day in _days(first_day, last_day):
             rows = customer_spending_rows(conn, day, created_at)
             write_partition(CUSTOMER_SPENDING, rows, settings.features_dir, day)
@@ -193,13 +193,13 @@ def feast_week(settings: EvergreenSettings, store, first_day: dt.date, days: int
         build_training_set,
         labelled_transactions,
     )
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     last_day = first_day + dt.timedelta(days=days - 1)
     window = TrainingWindow(
         first_day, last_day, last_day + dt.timedelta(days=settings.label_delay_days)
     )
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
         return build_training_set(store, entities, FEATURE_SERVICE, warehouse=conn).to_pandas()
 
@@ -244,9 +244,9 @@ def _split(train_week: pd.DataFrame, test: pd.DataFrame, validation_days: int):
 
 def handbook_frame(settings: EvergreenSettings, protocol: BaselineProtocol) -> pd.DataFrame:
     """Labelled transactions from the first day the features look at, with the 15 features."""
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         frame = load_labelled_transactions(conn, protocol.history_start, protocol.test_end)
     return add_handbook_features(frame, delay_days=protocol.delay_days)
 

@@ -24,7 +24,7 @@ from evergreen.simulator.landing import (
     transactions_table,
     write_parquet,
 )
-from evergreen.warehouse import connect
+from evergreen.warehouse import warehouse
 
 START = dt.date(2018, 4, 1)
 
@@ -77,7 +77,7 @@ def bench_simulator(cfg: SimulatorConfig, repeats: int) -> dict:
 
 def _build_history(settings: EvergreenSettings, day_file: Path, new_day: dt.date, days: int):
     """Fill raw_transactions and ingest_log with ``days`` shifted copies of one day."""
-    with connect(settings.warehouse_path) as conn:
+    with warehouse(settings) as conn:
         for k in range(days, 0, -1):  # oldest first, so row groups stay ordered by date
             d = new_day - dt.timedelta(days=k)
             conn.execute(

@@ -120,10 +120,10 @@ def compute_features(settings: EvergreenSettings, days: list[dt.date]) -> None:
     from evergreen.features.customer_spending import CUSTOMER_SPENDING, customer_spending_rows
     from evergreen.features.tables import write_partition
     from evergreen.features.terminal_risk import TERMINAL_RISK, terminal_risk_rows
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     created = dt.datetime.now(dt.UTC)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         for d in days:
             rows = customer_spending_rows(conn, d, created)
             write_partition(CUSTOMER_SPENDING, rows, settings.features_dir, d)
@@ -135,10 +135,10 @@ def model_inputs(settings: EvergreenSettings, window) -> pd.DataFrame:
     """Transactions of a window with their features as of each one (the training-set builder)."""
     from evergreen.features.feast_client import feature_store, fraud_feature_service
     from evergreen.features.training_set import build_training_set, labelled_transactions
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     store = feature_store(settings)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
         table = build_training_set(store, entities, fraud_feature_service(store), warehouse=conn)
     return table.to_pandas()
@@ -173,7 +173,7 @@ def log_day(settings: EvergreenSettings, frame: pd.DataFrame, tag: str, day: dt.
     from evergreen.models.registry import ModelRegistry
     from evergreen.serving.live_predictions import load_day
     from evergreen.serving.prediction_log import PredictionLog, prediction_records
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     model = ModelRegistry(settings).load(tag)
     scores = model.predict_proba(frame)
@@ -205,7 +205,7 @@ def log_day(settings: EvergreenSettings, frame: pd.DataFrame, tag: str, day: dt.
     log = PredictionLog(settings.predictions_dir, replica="bench-replica")
     log.append(prediction_records(txs, features, scored, dt.datetime.now(dt.UTC)))
     log.close()
-    with connect(settings.warehouse_path) as conn:
+    with warehouse(settings) as conn:
         return load_day(conn, settings.predictions_dir, day).rows
 
 

@@ -140,9 +140,9 @@ def _stop_serving(settings: EvergreenSettings) -> None:
 
 
 def _day_rows(settings: EvergreenSettings, day: dt.date) -> int:
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         sql = "SELECT count(*) FROM raw_transactions WHERE partition_date = ?"
         return conn.execute(sql, [day]).fetchone()[0]
 

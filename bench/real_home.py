@@ -41,7 +41,7 @@ def ingest_and_features(
     from evergreen.features.terminal_risk import TERMINAL_RISK, terminal_risk_rows
     from evergreen.ingest.partition import ingest_partition
     from evergreen.simulator import SimulatorConfig, simulate
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     config = SimulatorConfig(
         days=days,
@@ -55,7 +55,7 @@ def ingest_and_features(
     for i in range(days):
         ingest_partition(settings, "transactions", _day(i))
         ingest_partition(settings, "labels", _day(i))
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         for i in range(days):
             rows = customer_spending_rows(conn, _day(i), CREATED_AT)
             write_partition(CUSTOMER_SPENDING, rows, settings.features_dir, _day(i))

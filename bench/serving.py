@@ -80,10 +80,10 @@ def _reconcile(settings: EvergreenSettings, days: int) -> None:
     from evergreen.features.feast_client import feature_store
     from evergreen.features.realtime_state import reconcile_day
     from evergreen.features.sqlite_online_store import realtime_state_of
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     state = realtime_state_of(feature_store(settings).config)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         for i in range(days):
             reconcile_day(state, conn, START + dt.timedelta(days=i))
     state.close()

@@ -219,12 +219,25 @@ class EvergreenSettings(BaseSettings):
         return url
 
     @property
+    def ingest_root(self) -> Path:
+        """Where the landing zone, quarantine and raw partitions live: the home, or on the
+        cluster profile the shared store, so that whichever worker host takes a partition's
+        step finds its delivered files and every host reads every partition."""
+        return self.artifacts_root if self.is_cluster else self.home
+
+    @property
     def landing_dir(self) -> Path:
-        return self.home / "landing"
+        return self.ingest_root / "landing"
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.home / "quarantine"
+        return self.ingest_root / "quarantine"
+
+    @property
+    def raw_dir(self) -> Path:
+        """The cluster profile's raw tables: one Parquet file per partition, written by the one
+        step that makes it (``evergreen.warehouse``); unused on the local profile."""
+        return self.ingest_root / "raw"
 
     @property
     def warehouse_path(self) -> Path:

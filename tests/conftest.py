@@ -23,6 +23,38 @@ def make_settings(home: Path) -> EvergreenSettings:
     return EvergreenSettings(home=home, label_delay_days=SMALL["label_delay_days"]).ensure_dirs()
 
 
+# The cluster profile needs its servers named; an ingest talks to neither.
+UNUSED_SERVERS = {
+    "postgres_url": "postgresql://unused@127.0.0.1:9/unused",
+    "redis_url": "redis://127.0.0.1:9/0",
+}
+
+
+def cluster_settings(home: Path, shared: Path) -> EvergreenSettings:
+    """A worker host of the cluster profile: its own home, the shared store (where its
+    landing zone, quarantine and raw partitions are)."""
+    return EvergreenSettings(
+        home=home,
+        profile="cluster",
+        shared_store=shared,
+        label_delay_days=SMALL["label_delay_days"],
+        **UNUSED_SERVERS,
+    ).ensure_dirs()
+
+
+def settings_env(settings: EvergreenSettings) -> dict[str, str]:
+    """The environment a process of ``settings`` runs with (what it reads them from)."""
+    env = {"EVERGREEN_HOME": str(settings.home)}
+    if settings.is_cluster:
+        env |= {
+            "EVERGREEN_PROFILE": "cluster",
+            "EVERGREEN_SHARED_STORE": str(settings.shared_store),
+            "EVERGREEN_POSTGRES_URL": str(settings.postgres_url),
+            "EVERGREEN_REDIS_URL": str(settings.redis_url),
+        }
+    return env | {"EVERGREEN_LABEL_DELAY_DAYS": str(settings.label_delay_days)}
+
+
 def simulate_small(out: Path, days: int = 12, bad_data=()) -> None:
     """Write a small landing zone (about 600 transactions a day) into ``out``."""
     from evergreen.simulator import BadData, SimulatorConfig, simulate
@@ -43,6 +75,16 @@ def clean_zone(tmp_path_factory) -> Path:
 def settings(tmp_path, clean_zone) -> EvergreenSettings:
     """A fresh EVERGREEN_HOME holding a copy of the clean landing zone."""
     s = make_settings(tmp_path / "home")
+    shutil.copytree(clean_zone, s.landing_dir, dirs_exist_ok=True)
+    return s
+
+
+@pytest.fixture(params=["local", "cluster"])
+def any_profile_settings(request, tmp_path, clean_zone) -> EvergreenSettings:
+    """``settings`` on each profile: on the cluster's, the landing zone on a shared store."""
+    if request.param == "local":
+        return request.getfixturevalue("settings")
+    s = cluster_settings(tmp_path / "home", tmp_path / "shared")
     shutil.copytree(clean_zone, s.landing_dir, dirs_exist_ok=True)
     return s
 

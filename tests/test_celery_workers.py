@@ -104,8 +104,9 @@ def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
     cluster_home, tmp_path, clean_zone
 ):
     """Two worker hosts (each its own home and warehouse; only the shared store in common)
-    take the two feature steps of one run at once: each step's file is on the shared store,
-    written there by the one worker that ran the step, and nothing lands in either home."""
+    take the two feature steps of one run at once: both read the raw partitions on the shared
+    store, each step's file is on the shared store, written there by the one worker that ran
+    the step, and nothing lands in either home."""
     from dagster import AssetKey, DagsterInstance
 
     from evergreen.features.customer_spending import CUSTOMER_SPENDING
@@ -115,13 +116,11 @@ def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
     settings, env = cluster_home
     shared = tmp_path / "shared"
     homes = [tmp_path / "host1", tmp_path / "host2"]
-    for home in homes:  # each host's warehouse holds the landed days (its own copy)
-        host = EvergreenSettings(home=home, label_delay_days=SMALL["label_delay_days"])
-        shutil.copytree(clean_zone, host.ensure_dirs().landing_dir, dirs_exist_ok=True)
-        for i in range(8):
-            ingest_partition(host, "transactions", day(i))
-            ingest_partition(host, "labels", day(i))
     control = settings.model_copy(update={"shared_store": shared})
+    shutil.copytree(clean_zone, control.landing_dir, dirs_exist_ok=True)
+    for i in range(8):  # the raw partitions, on the shared store
+        ingest_partition(control, "transactions", day(i))
+        ingest_partition(control, "labels", day(i))
     (settings.dagster_home / "dagster.yaml").write_text(instance_yaml(control))
     partition = day(7).isoformat()
     workers = {f"w{i}@host{i}": _host_env(env, home, shared) for i, home in enumerate(homes, 1)}
@@ -153,7 +152,7 @@ def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
                 ran_on[data["step_keys"].value] = data["Celery worker"].value
     assert sorted(ran_on) == ["customer_spending_features", "terminal_risk_features"]
     assert set(ran_on.values()) == {"w1@host1", "w2@host2"}  # at once, one step each
-    written = sorted(shared.rglob("*.parquet"))
+    written = sorted((shared / "features").rglob("*.parquet"))
     tables = (CUSTOMER_SPENDING, TERMINAL_RISK)
     assert written == sorted(t.partition_path(shared / "features", day(7)) for t in tables)
     assert not list(shared.rglob("*.tmp"))  # every file renamed into place, none half-written

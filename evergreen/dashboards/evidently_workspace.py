@@ -215,7 +215,7 @@ def publish_monitoring(
     for that kind (they are added once they have one)."""
     from evergreen.loop.live_data import matured_predictions
     from evergreen.loop.monitors import read_drift
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     days = sorted(set(days))
     store = _open(settings)
@@ -230,7 +230,7 @@ def publish_monitoring(
         published.saw(key[0], "SegmentDriftShare", inputs["segments"])
         _publish(store, published, key, inputs, partial(_drift_snapshot, day, inputs))
     if days and labels_through is not None:
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with warehouse(settings, read_only=True) as conn:
             matured = matured_predictions(conn, days[0], days[-1], labels_through)
         if not matured.empty:
             matured["day"] = pd.to_datetime(matured["partition_date"]).dt.date

@@ -51,11 +51,11 @@ def _recovery(run) -> None:
 def _periods(run) -> list[Period]:
     """Before the drift; the drift served by the frozen model; the drift after a retrain served."""
     from evergreen.loop.live_data import served_days
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     first = run.world.day(run.plan.history_days)
     last = run.world.day(run.plan.history_days + run.plan.live_days - 1)
-    with connect(run.settings.warehouse_path, read_only=True) as conn:
+    with warehouse(run.settings, read_only=True) as conn:
         frozen_days = set(served_days(conn, run.summary_data.frozen_model))
     drift = run.drift_day
     retrained = [

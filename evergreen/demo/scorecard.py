@@ -40,7 +40,7 @@ def score_periods(
     from evergreen.loop.live_data import matured_predictions, newest_label_day
     from evergreen.loop.recovery import oracle_path
     from evergreen.models.registry import ModelRegistry
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     frozen = ModelRegistry(settings).load(frozen_tag)
     path = oracle_path(settings)
@@ -48,7 +48,7 @@ def score_periods(
         pd.read_parquet(path, columns=["transaction_id", "oracle_score"]) if path.exists() else None
     )
     scores = []
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         labels_by = newest_label_day(conn)
         for period in periods:
             frame = matured_predictions(conn, period.first_day, period.last_day, labels_by)

@@ -78,12 +78,20 @@ def write_partition(table: FeatureTable, rows: pa.Table, features_dir: Path, day
     return write_table(rows, table.partition_path(features_dir, day))
 
 
-def write_table(rows: pa.Table, path: Path) -> Path:
-    """Write Parquet atomically: a reader sees the old file or the new one, never half a file."""
+def write_table(rows: pa.Table, path: Path, exclusive: bool = False) -> Path:
+    """Write Parquet atomically: a reader sees the old file or the new one, never half a file.
+    ``exclusive``: never replace a file at ``path`` (``FileExistsError``), so that a name once
+    written always holds the same bytes (a reader opening it twice reads one file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{temporary_suffix()}")
     pq.write_table(rows, tmp, compression="zstd")
-    os.replace(tmp, path)
+    if not exclusive:
+        os.replace(tmp, path)
+        return path
+    try:
+        os.link(tmp, path)  # fails if the name exists: atomic, also on NFS
+    finally:
+        tmp.unlink()
     return path
 
 

@@ -101,11 +101,11 @@ def window_training_set(
     the request-time views computed from the same read-only connection: the one way the asset,
     the oracle, the benchmarks and the tests build one."""
     from evergreen.features.feast_client import feature_store, fraud_feature_service
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     store = store or feature_store(settings)
     service = service or fraud_feature_service(store)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         entities = labelled_transactions(conn, window)
         if entities.empty:
             raise NoLabelledTransactions(f"No labelled transactions in {window}.")

@@ -25,7 +25,7 @@ from evergreen.ingest.validation import (
 from evergreen.ingest.verify import label_share, verify_loaded
 from evergreen.ingest.volume import VolumeVerdict, volume_verdict
 from evergreen.settings import EvergreenSettings
-from evergreen.warehouse import connect
+from evergreen.warehouse import append_log, ingest_warehouse, replace_partition
 
 
 @dataclass
@@ -183,56 +183,59 @@ def _data_version(contract: FeedContract, accepted: list[FileVerdict]) -> str:
 
 def _load(
     conn: duckdb.DuckDBPyConnection,
+    settings: EvergreenSettings,
     contract: FeedContract,
     day: dt.date,
     accepted: list[FileVerdict],
     now: dt.datetime,
 ) -> int:
     """Replace the partition with the accepted files, atomically."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(f"DELETE FROM {contract.table} WHERE partition_date = ?", [day])
-        if accepted:
-            casts = ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in contract.columns)
-            paths = [str(v.file.path) for v in accepted]
-            conn.execute(
-                f"INSERT INTO {contract.table} SELECT {casts}, ?::DATE, "
-                "parse_filename(filename), ?::TIMESTAMP "
-                "FROM read_parquet(?, filename = true)",
-                [day, now, paths],
-            )
-        loaded = conn.execute(
-            f"SELECT count(*) FROM {contract.table} WHERE partition_date = ?", [day]
-        ).fetchone()[0]
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    return loaded
+
+    def insert(target: str) -> None:
+        if not accepted:
+            return
+        casts = ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in contract.columns)
+        paths = [str(v.file.path) for v in accepted]
+        conn.execute(
+            f"INSERT INTO {target} SELECT {casts}, ?::DATE, "
+            "parse_filename(filename), ?::TIMESTAMP "
+            "FROM read_parquet(?, filename = true)",
+            [day, now, paths],
+        )
+
+    replace_partition(conn, settings, contract.table, day, insert)
+    return conn.execute(
+        f"SELECT count(*) FROM {contract.table} WHERE partition_date = ?", [day]
+    ).fetchone()[0]
 
 
-def _log(conn: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
-    conn.execute(
-        "INSERT INTO ingest_log (feed, partition_date, ingested_at, files_landed, "
-        "files_quarantined, rows_landed, rows_delivered, rows_loaded, rows_quarantined, "
-        "data_version, bytes_landed, bytes_quarantined, files_rows_unknown) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            report.feed,
-            report.day,
-            report.ingested_at,
-            len(report.verdicts),
-            len(report.rejected),
-            report.rows_landed,
-            report.volume.rows,
-            report.rows_loaded,
-            report.rows_quarantined,
-            report.data_version,
-            report.bytes_landed,
-            report.bytes_quarantined,
-            len(report.files_rows_unknown),
-        ],
-    )
+def _log(
+    conn: duckdb.DuckDBPyConnection, settings: EvergreenSettings, report: IngestReport
+) -> None:
+    def insert(target: str) -> None:
+        conn.execute(
+            f"INSERT INTO {target} (feed, partition_date, ingested_at, files_landed, "
+            "files_quarantined, rows_landed, rows_delivered, rows_loaded, rows_quarantined, "
+            "data_version, bytes_landed, bytes_quarantined, files_rows_unknown) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                report.feed,
+                report.day,
+                report.ingested_at,
+                len(report.verdicts),
+                len(report.rejected),
+                report.rows_landed,
+                report.volume.rows,
+                report.rows_loaded,
+                report.rows_quarantined,
+                report.data_version,
+                report.bytes_landed,
+                report.bytes_quarantined,
+                len(report.files_rows_unknown),
+            ],
+        )
+
+    append_log(conn, settings, report.feed, report.day, insert)
 
 
 def _settle_files(settings: EvergreenSettings, feed: str, report: IngestReport) -> None:
@@ -250,10 +253,10 @@ def ingest_partition(settings: EvergreenSettings, feed: str, day: dt.date) -> In
     contract = FEEDS[feed]
     ctx = PartitionContext(day, settings.duplicate_lookback_days, settings.label_lookback_days)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with connect(settings.warehouse_path) as conn:
+    with ingest_warehouse(settings) as conn:
         verdicts = _validate_all(conn, contract, _candidates(settings, feed, day), ctx)
         accepted = [v for v in verdicts if v.accepted]
-        loaded = _load(conn, contract, day, accepted, now)
+        loaded = _load(conn, settings, contract, day, accepted, now)
         # An exact copy of a file is not more data delivered: the band judges distinct files.
         landed = sum(
             v.rows or 0 for v in verdicts if v.accepted or any(x.blocking for x in v.violations)
@@ -269,6 +272,6 @@ def ingest_partition(settings: EvergreenSettings, feed: str, day: dt.date) -> In
             loaded_checks=verify_loaded(conn, contract, day),
             label_share=label_share(conn, day) if contract is LABELS else None,
         )
-        _log(conn, report)
+        _log(conn, settings, report)
     _settle_files(settings, feed, report)
     return report

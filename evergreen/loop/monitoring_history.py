@@ -63,9 +63,9 @@ def daily_live_ap(settings: EvergreenSettings, through_day: dt.date) -> pd.DataF
     """Per served day and model version (``AP_COLUMNS``): rows, frauds and AP of the day's
     predictions whose labels landed by ``through_day``, and the same over the model's trailing
     ``performance_window_days`` ending that day. Days without a matured label are absent."""
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         matured = matured_predictions(conn, settings.start_date, through_day, through_day)
     if matured.empty:
         return pd.DataFrame(columns=AP_COLUMNS)

@@ -130,11 +130,11 @@ def prediction_drift(
 ) -> DriftFinding:
     """Drift of ``day``'s logged model inputs from the training set of the model that served
     most of that day's predictions (the ledger's champion if that model is unknown)."""
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     max_rows = max_rows or settings.drift_sample_rows
     seed = settings.seed if seed is None else seed
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         current = logged_day(conn, day, max_rows, seed)
         logged = logged_rows(conn, day)
     if current.empty:
@@ -274,13 +274,13 @@ def live_performance(
     """Live AP/AUC, per model version and (champion) per segment, of the transactions of the
     ``window_days`` newest days whose labels have matured by ``through_day``."""
     from evergreen.models.metrics import evaluate
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     window_days = window_days or settings.performance_window_days
     min_frauds = min_frauds or settings.monitor_min_frauds
     last = through_day - dt.timedelta(days=settings.label_delay_days)
     first = last - dt.timedelta(days=window_days - 1)
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         frame = matured_predictions(conn, first, last, through_day)
     evaluations = {
         str(version): evaluate(part, "fraud_probability", float(part["threshold"].median()))
@@ -425,11 +425,11 @@ def judged_drift(settings: EvergreenSettings, day: dt.date) -> DriftFinding:
 
     The drift sensor and the ``model_monitoring`` asset both ask; whichever comes first pays
     for Evidently. A day not judged (no rows, no reference) is cheap and always asked again."""
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     kept = read_drift(settings, day)
     if kept is not None:
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with warehouse(settings, read_only=True) as conn:
             if logged_rows(conn, day) == kept.logged_rows:
                 return kept
     finding = prediction_drift(settings, day)

@@ -155,10 +155,10 @@ def _matured_window(
 ) -> tuple[pd.DataFrame, list[str], str]:
     """The champion's first served days with matured labels: at least ``promotion_watch_days``
     and enough frauds. Returns (rows, days, why it must wait or "")."""
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     k, delay = settings.promotion_watch_days, settings.label_delay_days
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         served = served_days(conn, tag)
         matured = [d for d in served if d + dt.timedelta(days=delay) <= newest_label_day]
         if len(matured) < k:

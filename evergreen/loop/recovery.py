@@ -50,9 +50,9 @@ def first_champion(settings: EvergreenSettings) -> str | None:
 def matured_day_rows(settings: EvergreenSettings, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Logged predictions of ``first..last`` whose labels matured, one per transaction."""
     from evergreen.loop.live_data import matured_predictions, newest_label_day
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         labels_by = newest_label_day(conn) or settings.start_date
         frame = matured_predictions(conn, first, last, labels_by)
     frame = frame.drop_duplicates("transaction_id")  # a canary's retry counts once
@@ -70,7 +70,7 @@ def oracle_model(settings: EvergreenSettings, cutoff: dt.date, progress=None):
         labelled_transactions,
     )
     from evergreen.models.training import train_candidate
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     path = settings.training_set_path(cutoff)
     if path.exists():
@@ -81,7 +81,7 @@ def oracle_model(settings: EvergreenSettings, cutoff: dt.date, progress=None):
         )
         store = feature_store(settings)
         service = fraud_feature_service(store)
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with warehouse(settings, read_only=True) as conn:
             entities = labelled_transactions(conn, window)
             frame = build_training_set(store, entities, service, warehouse=conn).to_pandas()
     bucket = pd.util.hash_pandas_object(frame["customer_id"], index=False).to_numpy() % 1000
@@ -193,7 +193,7 @@ def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
     from evergreen.loop.live_data import served_days
     from evergreen.loop.retrain_policy import RetrainGovernor
     from evergreen.models.registry import ModelRegistry
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     days = sorted(
         {
@@ -204,7 +204,7 @@ def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
     )
     records = ModelRegistry(settings).records()
     found = []
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         for day in days:
             tags = [r.tag for r in records if r.cutoff == day.isoformat()]
             served = [tag for tag in tags if served_days(conn, tag)]
@@ -230,7 +230,7 @@ def loop_events(settings: EvergreenSettings) -> list[LoopEvent]:
     from evergreen.loop.retrain_policy import RetrainGovernor
     from evergreen.models.ledger import ModelStatus
     from evergreen.models.registry import ModelRegistry
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     events = []
     for row in RetrainGovernor(settings).history():
@@ -244,7 +244,7 @@ def loop_events(settings: EvergreenSettings) -> list[LoopEvent]:
             events.append(LoopEvent(day, "retrain", row["kind"]))
     registry = ModelRegistry(settings)
     history = registry.history()
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         for i, event in enumerate(history):
             if event.status is not ModelStatus.CHAMPION:
                 continue

@@ -74,10 +74,10 @@ def recent_transactions(settings: EvergreenSettings, n: int, seed: int) -> tuple
     (the day after the newest day online; else the newest raw day). Returns them with a
     description of the sample."""
     from evergreen.features.feast_client import feature_store, newest_online
-    from evergreen.warehouse import connect
+    from evergreen.warehouse import warehouse
 
     newest = newest_online(feature_store(settings))
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         if newest is not None:
             served_day = newest.astimezone(dt.UTC).date()
         else:

@@ -1,7 +1,8 @@
 """Nothing lost at landing, counted honestly: every file in a day's folder is loaded or
 quarantined (a ``part-2.csv`` used to be skipped in silence), unreadable files count by file
 and bytes with their rows unknown (a truncated Parquet file counted 0 rows), and files outside
-any day's folder are reported."""
+any day's folder are reported; on either profile (the cluster's landing zone, quarantine and
+raw partitions on its shared store)."""
 
 import json
 
@@ -12,8 +13,8 @@ from evergreen.ingest.contracts import FEEDS
 from evergreen.ingest.landing import list_files, partition_dir, stray_files
 from evergreen.ingest.partition import ingest_partition
 from evergreen.ingest.quarantine import list_quarantined
-from evergreen.warehouse import connect
-from tests.conftest import day
+from evergreen.warehouse import warehouse
+from tests.conftest import day, settings_env
 
 
 def _deliver_bad_files(settings):
@@ -30,7 +31,8 @@ def _deliver_bad_files(settings):
     return good, {"part-2.csv", "part-3.parquet", "part-4.parquet"}
 
 
-def test_every_landed_file_is_loaded_quarantined_or_reported(settings, monkeypatch):
+def test_every_landed_file_is_loaded_quarantined_or_reported(any_profile_settings, monkeypatch):
+    settings = any_profile_settings
     good, bad = _deliver_bad_files(settings)
     folder = partition_dir(settings.landing_dir, "transactions", day(0))
     size = sum(p.stat().st_size for p in folder.iterdir() if not p.name.startswith("."))
@@ -49,7 +51,7 @@ def test_every_landed_file_is_loaded_quarantined_or_reported(settings, monkeypat
     assert "files 4 landed = 1 loaded + 3 quarantined" in words and "rows unknown in 3" in words
     csv = next(v for v in report.rejected if v.file.name == "part-2.csv")
     assert "not a Parquet file" in csv.reason()["message"] and csv.reason()["rows"] is None
-    with connect(settings.warehouse_path, read_only=True) as conn:
+    with warehouse(settings, read_only=True) as conn:
         logged = conn.execute(
             "SELECT files_landed, files_quarantined, bytes_landed, files_rows_unknown "
             "FROM ingest_log"
@@ -60,7 +62,8 @@ def test_every_landed_file_is_loaded_quarantined_or_reported(settings, monkeypat
     assert [p.name for p in stray] == ["part-9.parquet"]
     from evergreen.settings import get_settings
 
-    monkeypatch.setenv("EVERGREEN_HOME", str(settings.home))
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     try:
         from evergreen.cli import app
