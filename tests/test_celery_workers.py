@@ -60,16 +60,20 @@ def cluster_home(tmp_path, clean_zone, redis_server, postgres_db):
 
 
 @contextlib.contextmanager
-def celery_workers(workers: dict[str, dict], folder: Path):
+def celery_workers(
+    workers: dict[str, dict], folder: Path, on_hosts: dict[str, list[str]] | None = None
+):
     """``evergreen worker --name NAME`` with each name's environment, started at once, until
     each Celery reports ready; stopped (each process group: the prefork children too) at the
-    end, even on failure. Their logs: ``folder/<name>.log``."""
+    end, even on failure. Their logs: ``folder/<name>.log``. ``on_hosts``: a name's launcher
+    prefix (``ip netns exec HOST``, which execs the worker: its pid and group stay)."""
     processes = {}
     try:
         for name, env in workers.items():
+            prefix = (on_hosts or {}).get(name, [])
             with (folder / f"{name}.log").open("wb") as out:
                 processes[name] = subprocess.Popen(
-                    [str(BIN / "evergreen"), "worker", "--name", name],
+                    [*prefix, str(BIN / "evergreen"), "worker", "--name", name],
                     env=env,
                     cwd=ROOT,
                     stdout=out,

@@ -1,0 +1,143 @@
+"""The cluster profile across hosts in network namespaces (``tests/netns.py``): PostgreSQL and
+Redis listen on the root namespace's address of a private test network, the control plane
+(the run's orchestration, launched as a person launches one) runs in the root namespace, and
+two worker hosts, each a namespace of its own with an ``evergreen worker`` and its own home,
+reach the servers over that network; the hosts have only the shared store in common."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from evergreen.instance import instance_yaml
+from evergreen.ports import free_port
+from evergreen.settings import EvergreenSettings
+from tests.conftest import day
+from tests.model_fixtures import CUTOFF, ZONE_DAYS
+from tests.netns import namespaces, network_hosts
+from tests.servers import PostgresServer, RedisServer
+from tests.test_celery_workers import celery_workers
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+# The shortened loop's run: the cut-off day's two feature tables (at once: one on each
+# host), then the retrain job's assets of that day, through the gate.
+LOOP = (
+    "customer_spending_features",
+    "terminal_risk_features",
+    "training_set",
+    "candidate_model",
+    "evaluation_report",
+    "promotion_decision",
+)
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    """Two hosts on a test network, PostgreSQL and Redis on its root-side address; all torn
+    down at the end, even on failure."""
+    with network_hosts(2) as net:
+        redis = RedisServer(tmp_path_factory.mktemp("netns-redis"), free_port(), host=net.gateway)
+        folder = Path(tempfile.mkdtemp(prefix="evergreen-pg-"))  # postgres must read it
+        postgres = PostgresServer(folder, free_port(), host=net.gateway)
+        try:
+            yield net, redis.start(), postgres.start()
+        finally:
+            redis.stop()
+            postgres.stop("immediate")
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _env(settings: EvergreenSettings) -> dict:
+    """The environment of one host's Evergreen processes: the same cluster settings, its
+    own home and Dagster home."""
+    return {
+        **os.environ,
+        "EVERGREEN_HOME": str(settings.home),
+        "EVERGREEN_PROFILE": "cluster",
+        "EVERGREEN_POSTGRES_URL": settings.postgres_url,
+        "EVERGREEN_REDIS_URL": settings.redis_url,
+        "EVERGREEN_SHARED_STORE": str(settings.shared_store),
+        "EVERGREEN_END_DATE": day(ZONE_DAYS).isoformat(),
+        "DAGSTER_HOME": str(settings.dagster_home),
+    }
+
+
+def _home(base: Path, name: str, cluster: dict, pipeline_home) -> EvergreenSettings:
+    """A host's home: its own warehouse (a copy of the pipeline's: the warehouse stays local,
+    one writer per file) and its own dagster.yaml on the cluster's PostgreSQL."""
+    settings = EvergreenSettings(home=base / name, **cluster).ensure_dirs()
+    shutil.copy(pipeline_home.warehouse_path, settings.warehouse_path)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    (settings.dagster_home / "dagster.yaml").write_text(instance_yaml(settings))
+    return settings
+
+
+@pytest.mark.e2e
+def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(
+    network, tmp_path, pipeline_home
+):
+    """The cut-off day's run, launched in the root namespace: its steps execute on the two
+    worker hosts (each named in the run's events, the two feature steps at once, one each),
+    over the test network; the gate's decision makes a champion in the ledger on PostgreSQL."""
+    from dagster import DagsterInstance
+
+    from evergreen.features.feast_client import apply_definitions
+    from evergreen.models.registry import ModelRegistry
+
+    net, redis, postgres = network
+    shared = tmp_path / "shared"
+    cluster = {
+        "profile": "cluster",
+        "postgres_url": postgres.create_database("netns_loop"),
+        "redis_url": f"redis://{net.gateway}:{redis.port}/0",
+        "shared_store": shared,
+    }
+    control = _home(tmp_path, "control", cluster, pipeline_home)
+    hosts = {f"w{i}@{h.name}": h for i, h in enumerate(net.hosts, 1)}
+    homes = {name: _home(tmp_path, host.name, cluster, pipeline_home) for name, host in hosts.items()}
+    # The history's features are on the shared store already; the definitions in the SQL
+    # registry on PostgreSQL.
+    shutil.copytree(pipeline_home.features_dir, control.features_dir, dirs_exist_ok=True)
+    apply_definitions(control)
+
+    began = time.monotonic()
+    workers = {name: _env(home) for name, home in homes.items()}
+    prefixes = {name: host.exec_prefix() for name, host in hosts.items()}
+    with celery_workers(workers, tmp_path, on_hosts=prefixes):
+        done = subprocess.run(
+            [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py"]
+            + ["--select", ",".join(LOOP), "--partition", CUTOFF.isoformat()],
+            env=_env(control),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    print(f"run on the hosts: {time.monotonic() - began:.0f} s")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+    with DagsterInstance.from_config(str(control.dagster_home)) as instance:
+        (run,) = instance.get_runs()
+        assert run.is_success
+        ran_on = {}
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event and "in celery worker" in (event.message or ""):
+                data = event.engine_event_data.metadata
+                ran_on[data["step_keys"].value] = data["Celery worker"].value
+    assert sorted(ran_on) == sorted(LOOP)  # every step on a worker host, none in the root
+    features = {ran_on["customer_spending_features"], ran_on["terminal_risk_features"]}
+    assert features == set(hosts)  # the two at once, one on each host
+    champion = ModelRegistry(control).champion()
+    assert champion is not None and champion.cutoff == CUTOFF.isoformat()
