@@ -21,7 +21,7 @@ from evergreen.ports import free_port
 from evergreen.settings import EvergreenSettings
 from tests.conftest import day
 from tests.model_fixtures import CUTOFF, ZONE_DAYS
-from tests.netns import namespaces, network_hosts
+from tests.netns import PREFIX, namespaces, network_hosts, remove_stale
 from tests.servers import PostgresServer, RedisServer
 from tests.test_celery_workers import celery_workers
 
@@ -40,6 +40,34 @@ LOOP = (
     "evaluation_report",
     "promotion_decision",
 )
+
+
+def _ours(pid: int) -> list[str]:
+    """This machine's namespaces and links named for process ``pid``."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    names = namespaces() + [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
+    return [n for n in names if n.startswith(f"{PREFIX}{pid}")]
+
+
+def test_the_test_network_is_torn_down_even_when_a_test_fails():
+    """Hosts made, a process left running on one, then a failure: nothing of the network is
+    left, the process included; a stale namespace of a dead run is removed by the next."""
+    with pytest.raises(RuntimeError, match="the test failed"), network_hosts(2) as net:
+        assert len(_ours(os.getpid())) == 5  # the bridge, two namespaces, two veths
+        (host, other) = net.hosts
+        sleeper = subprocess.Popen([*host.exec_prefix(), "sleep", "600"])
+        reach = [*host.exec_prefix(), "bash", "-c", f"echo > /dev/tcp/{other.address}/1"]
+        refused = subprocess.run(reach, capture_output=True, text=True)
+        assert "refused" in refused.stderr  # the other host answered: on one network
+        raise RuntimeError("the test failed")
+    assert _ours(os.getpid()) == []
+    assert sleeper.wait(10) == -9
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid no process has now, as a killed run's
+    stale = f"{PREFIX}{dead.pid}h1"
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    assert stale in remove_stale() and stale not in namespaces()
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +112,7 @@ def _home(base: Path, name: str, cluster: dict, pipeline_home) -> EvergreenSetti
 
 
 @pytest.mark.e2e
-def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(
-    network, tmp_path, pipeline_home
-):
+def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_path, pipeline_home):
     """The cut-off day's run, launched in the root namespace: its steps execute on the two
     worker hosts (each named in the run's events, the two feature steps at once, one each),
     over the test network; the gate's decision makes a champion in the ledger on PostgreSQL."""
@@ -105,7 +131,9 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(
     }
     control = _home(tmp_path, "control", cluster, pipeline_home)
     hosts = {f"w{i}@{h.name}": h for i, h in enumerate(net.hosts, 1)}
-    homes = {name: _home(tmp_path, host.name, cluster, pipeline_home) for name, host in hosts.items()}
+    homes = {
+        name: _home(tmp_path, host.name, cluster, pipeline_home) for name, host in hosts.items()
+    }
     # The history's features are on the shared store already; the definitions in the SQL
     # registry on PostgreSQL.
     shutil.copytree(pipeline_home.features_dir, control.features_dir, dirs_exist_ok=True)
@@ -131,7 +159,8 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(
         (run,) = instance.get_runs()
         assert run.is_success
         ran_on = {}
-        for entry in instance.all_logs(run.run_id):
+        logs = instance.all_logs(run.run_id)
+        for entry in logs:
             event = entry.dagster_event
             if event and "in celery worker" in (event.message or ""):
                 data = event.engine_event_data.metadata
