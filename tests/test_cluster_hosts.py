@@ -6,6 +6,7 @@ reach the servers over that network; the hosts have only the shared store in com
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -170,3 +171,58 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
     assert features == set(hosts)  # the two at once, one on each host
     champion = ModelRegistry(control).champion()
     assert champion is not None and champion.cutoff == CUTOFF.isoformat()
+
+
+def _namespace_of(pid: int) -> str:
+    """The named network namespace a process runs in (``ip netns identify``)."""
+    done = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+@pytest.mark.e2e
+def test_replicas_on_the_hosts_take_a_canary_through_the_router_without_a_failed_request(
+    network, tmp_path, monkeypatch
+):
+    """The hosts target: the router (Caddy) in the root namespace, a replica on each worker
+    host (``bentoml serve`` started through ``ip netns exec``, listening on the host's address,
+    dialled there); a canary of a new revision completes, its analysis passing, with every
+    request through the router answered."""
+    from evergreen.rollout.controller import RolloutController
+    from evergreen.rollout.load import LoadLoop, probe_transactions
+    from evergreen.rollout.state import read_state
+    from evergreen.rollout.strategies import Canary
+    from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
+    from evergreen.settings import ReplicaHost
+    from tests.rollout.conftest import assert_no_failed_requests, fixture_spec, tear_down
+    from tests.rollout.test_rollout_e2e import FAST_POLICY
+
+    net, _, _ = network
+    hosts = [ReplicaHost(address=h.address, launcher=h.exec_prefix()) for h in net.hosts]
+    # The watchdog and every other process the supervisor starts read the same settings.
+    monkeypatch.setenv("EVERGREEN_DEPLOY_TARGET", "hosts")
+    monkeypatch.setenv("EVERGREEN_DEPLOY_HOSTS", json.dumps([h.model_dump() for h in hosts]))
+    monkeypatch.setenv("EVERGREEN_HOME", str(tmp_path / "home"))
+    settings = EvergreenSettings(serve_port=free_port()).ensure_dirs()
+    supervisor = Supervisor(settings, options=SupervisorOptions(ready_timeout_s=120))
+    controller = RolloutController(settings, supervisor, actor="pytest")
+    try:
+        controller.serve(fixture_spec("v1", replicas=2))
+        state = read_state(settings)
+        (first,) = state.live()
+        placed = {r.host: _namespace_of(r.process.pid) for r in first.replicas}
+        assert placed == {h.address: h.namespace for h in net.hosts}  # one on each host
+        payloads = probe_transactions(settings, 2000, seed=0)
+        load = LoadLoop(supervisor.serving_url(), rate=60, threads=4, payloads=payloads)
+        load.start()
+        try:
+            strategy = Canary(steps=(50, 100), step_s=3.0, drain_s=0.5, analysis=FAST_POLICY)
+            result = controller.deploy(fixture_spec("v2", replicas=2), strategy, "hosts canary")
+        finally:
+            samples = assert_no_failed_requests(load)
+        assert result.status == "completed" and all(a["passed"] for a in result.analyses)
+        assert {s.model_version for s in samples} == {"v1", "v2"}
+        (serving,) = read_state(settings).live()
+        assert serving.spec.env["FIXTURE_MODEL_VERSION"] == "v2"
+        assert {r.host for r in serving.replicas} == {h.address for h in net.hosts}
+    finally:
+        tear_down(settings)
