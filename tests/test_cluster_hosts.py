@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from evergreen.features.customer_spending import CUSTOMER_SPENDING
+from evergreen.features.terminal_risk import TERMINAL_RISK
 from evergreen.instance import instance_yaml
 from evergreen.ports import free_port
 from evergreen.settings import EvergreenSettings
@@ -26,6 +28,7 @@ from tests.netns import PREFIX, namespaces, network_hosts, remove_stale
 from tests.servers import PostgresServer, RedisServer
 from tests.test_celery_workers import celery_workers
 
+TABLES = (CUSTOMER_SPENDING, TERMINAL_RISK)
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -87,6 +90,12 @@ def network(tmp_path_factory):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _namespace_of(pid: int) -> str:
+    """The named network namespace a process runs in (``ip netns identify``)."""
+    done = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def _env(settings: EvergreenSettings) -> dict:
     """The environment of one host's Evergreen processes: the same cluster settings, its
     own home and Dagster home."""
@@ -138,12 +147,17 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
     # The history's features are on the shared store already; the definitions in the SQL
     # registry on PostgreSQL.
     shutil.copytree(pipeline_home.features_dir, control.features_dir, dirs_exist_ok=True)
+    made_by_the_run = [t.partition_path(control.features_dir, CUTOFF) for t in TABLES]
+    for path in made_by_the_run:
+        path.unlink()
     apply_definitions(control)
 
     began = time.monotonic()
     workers = {name: _env(home) for name, home in homes.items()}
     prefixes = {name: host.exec_prefix() for name, host in hosts.items()}
-    with celery_workers(workers, tmp_path, on_hosts=prefixes):
+    with celery_workers(workers, tmp_path, on_hosts=prefixes) as processes:
+        for name, process in processes.items():  # each worker in its host's namespace
+            assert _namespace_of(process.pid) == hosts[name].namespace
         done = subprocess.run(
             [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py"]
             + ["--select", ",".join(LOOP), "--partition", CUTOFF.isoformat()],
@@ -171,12 +185,17 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
     assert features == set(hosts)  # the two at once, one on each host
     champion = ModelRegistry(control).champion()
     assert champion is not None and champion.cutoff == CUTOFF.isoformat()
-
-
-def _namespace_of(pid: int) -> str:
-    """The named network namespace a process runs in (``ip netns identify``)."""
-    done = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True)
-    return done.stdout.strip()
+    assert ModelRegistry(control).artifact_path(champion.tag).is_relative_to(shared)
+    # What the steps wrote is on the shared store, renamed into place; nothing in any home.
+    assert all(path.exists() for path in made_by_the_run)
+    assert control.training_set_path(CUTOFF).is_relative_to(shared)
+    assert control.training_set_path(CUTOFF).exists()
+    assert not list(shared.rglob("*.tmp"))
+    for home in (control, *homes.values()):
+        for artifacts in ("features", "training_sets", "bentoml"):
+            assert not (home.home / artifacts).exists() or not any(
+                (home.home / artifacts).rglob("*.parquet")
+            )
 
 
 @pytest.mark.e2e
