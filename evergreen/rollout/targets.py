@@ -62,12 +62,13 @@ class Target(Protocol):
         ...
 
 
-def target_named(name: str) -> Target:
-    """The target a revision was started with, from the name the state file keeps."""
+def target_named(name: str, settings: EvergreenSettings | None = None) -> Target:
+    """The target a revision was started with, from the name the state file keeps (the hosts
+    target's hosts: from ``settings``, else the process's)."""
     if name == ProcessTarget.name:
         return ProcessTarget()
-    if name == HostsTarget.name:  # the hosts are the process's settings (stops need pids only)
-        return HostsTarget(get_settings().deploy_hosts)
+    if name == HostsTarget.name:
+        return HostsTarget((settings or get_settings()).deploy_hosts)
     kind, _, rest = name.partition(" ")
     if kind == "container":
         from evergreen.rollout.container import BENTO_IMAGE, ContainerTarget
