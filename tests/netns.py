@@ -21,6 +21,8 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tests.servers import ensure_debian
+
 PREFIX = "evg"
 _NAME = re.compile(rf"^{PREFIX}(\d+)(h\d+o?|br)$")
 
@@ -113,6 +115,7 @@ class Hosts:
 @contextlib.contextmanager
 def network_hosts(count: int) -> Iterator[Hosts]:
     """``count`` hosts in namespaces on a bridge, torn down at the end even on failure."""
+    ensure_debian("ip", "iproute2")  # as ``make servers`` does, for a bare pytest run
     remove_stale()
     tag = f"{PREFIX}{os.getpid()}"
     bridge = f"{tag}br"
