@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -152,7 +151,6 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
         path.unlink()
     apply_definitions(control)
 
-    began = time.monotonic()
     workers = {name: _env(home) for name, home in homes.items()}
     prefixes = {name: host.exec_prefix() for name, host in hosts.items()}
     with celery_workers(workers, tmp_path, on_hosts=prefixes) as processes:
@@ -167,7 +165,6 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
             text=True,
             timeout=600,
         )
-    print(f"run on the hosts: {time.monotonic() - began:.0f} s")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
     with DagsterInstance.from_config(str(control.dagster_home)) as instance:
