@@ -44,13 +44,13 @@ podman:
 	  $$SUDO tee /etc/containers/containers.conf >/dev/null; }
 
 # The cluster profile's servers and `evergreen observe`'s, which tests start as throwaway
-# children (never the services).
+# children (never the services); iproute2's `ip netns` makes the cluster test's hosts.
 servers:
 	@[ -x /usr/lib/postgresql/15/bin/pg_ctl ] && \
-	  command -v redis-server promtool prometheus prometheus-alertmanager >/dev/null || { \
+	  command -v redis-server promtool prometheus prometheus-alertmanager ip >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	  postgresql redis-server prometheus prometheus-alertmanager; }
+	  postgresql redis-server prometheus prometheus-alertmanager iproute2; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

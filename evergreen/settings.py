@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,6 +33,14 @@ from pydantic_settings import (
 )
 
 HOME_SETTINGS_FILE = "evergreen.yaml"
+
+
+class ReplicaHost(BaseModel):
+    """A host serving replicas: the address it listens on (and the router dials) and the
+    command prefix that runs a process there (``ip netns exec NS``; empty: this machine)."""
+
+    address: str = "127.0.0.1"
+    launcher: list[str] = Field(default_factory=list)
 
 
 def settings_home(home: Path | str | None = None) -> Path:
@@ -163,10 +171,18 @@ class EvergreenSettings(BaseSettings):
         default=None,
         description="Bento image base (e.g. a local python3.11 image); none: BentoML's default.",
     )
-    deploy_target: Literal["process", "container"] = Field(
+    deploy_target: Literal["process", "container", "hosts"] = Field(
         default="process",
-        description="Where new revisions run: `bentoml serve` processes, or containers of each "
-        "bento's image (built by `evergreen bento containerize` or the deployment asset).",
+        description="Where new revisions run: `bentoml serve` processes, containers of each "
+        "bento's image (built by `evergreen bento containerize` or the deployment asset), or "
+        "`bentoml serve` processes on the `deploy_hosts`.",
+    )
+    deploy_hosts: list[ReplicaHost] = Field(
+        default_factory=list,
+        description="The hosts of the `hosts` target, replica i on host i modulo their number: "
+        'JSON, e.g. [{"address": "10.0.0.11", "launcher": ["ip", "netns", "exec", "h1"]}]: '
+        "the address the replica listens on and the router dials, and the command prefix that "
+        "runs a process on that host.",
     )
     container_engine: str = Field(
         default="podman", description="The container engine of the container target."

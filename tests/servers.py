@@ -71,6 +71,10 @@ class RedisServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         command = ["redis-server", "--port", str(self.port), "--bind", self.host]
         command += ["--dir", str(self.folder), "--save", ""]
+        if not self.host.startswith("127."):
+            # Redis 7 refuses clients from other addresses without a password ("protected
+            # mode"), bind or not: a test network's hosts are such clients.
+            command += ["--protected-mode", "no"]
         if self.persist:
             command += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
@@ -132,6 +136,9 @@ class PostgresServer:
         if not self.data.exists():
             initdb = str(PG_BIN / "initdb")
             self._as_postgres(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres")
+            # initdb trusts loopback only; on a test network the hosts of its subnet connect.
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses={self.host} "
             "-c fsync=off -c max_connections=200"

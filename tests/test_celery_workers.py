@@ -2,7 +2,8 @@
 a throwaway Redis) execute the steps of real Dagster runs of Evergreen's code location, launched
 as a person launches one (``dagster asset materialize``), with the instance on a throwaway
 PostgreSQL; a worker process killed mid-step has its step rerun; the local profile keeps
-Dagster's default executor."""
+Dagster's default executor. Two worker hosts taking one run's steps, each with its own home and
+only the shared store in common, run in network namespaces: ``tests/test_cluster_hosts.py``."""
 
 from __future__ import annotations
 
@@ -60,16 +61,20 @@ def cluster_home(tmp_path, clean_zone, redis_server, postgres_db):
 
 
 @contextlib.contextmanager
-def celery_workers(workers: dict[str, dict], folder: Path):
+def celery_workers(
+    workers: dict[str, dict], folder: Path, on_hosts: dict[str, list[str]] | None = None
+):
     """``evergreen worker --name NAME`` with each name's environment, started at once, until
     each Celery reports ready; stopped (each process group: the prefork children too) at the
-    end, even on failure. Their logs: ``folder/<name>.log``."""
+    end, even on failure. Their logs: ``folder/<name>.log``. ``on_hosts``: a name's launcher
+    prefix (``ip netns exec HOST``, which execs the worker: its pid and group stay)."""
     processes = {}
     try:
         for name, env in workers.items():
+            prefix = (on_hosts or {}).get(name, [])
             with (folder / f"{name}.log").open("wb") as out:
                 processes[name] = subprocess.Popen(
-                    [str(BIN / "evergreen"), "worker", "--name", name],
+                    [*prefix, str(BIN / "evergreen"), "worker", "--name", name],
                     env=env,
                     cwd=ROOT,
                     stdout=out,
@@ -94,70 +99,6 @@ def celery_workers(workers: dict[str, dict], folder: Path):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
-
-
-def _host_env(env: dict, home: Path, shared: Path) -> dict:
-    return {**env, "EVERGREEN_HOME": str(home), "EVERGREEN_SHARED_STORE": str(shared)}
-
-
-def test_two_worker_hosts_write_their_steps_files_to_the_shared_store(
-    cluster_home, tmp_path, clean_zone
-):
-    """Two worker hosts (each its own home and warehouse; only the shared store in common)
-    take the two feature steps of one run at once: both read the raw partitions on the shared
-    store, each step's file is on the shared store, written there by the one worker that ran
-    the step, and nothing lands in either home."""
-    from dagster import AssetKey, DagsterInstance
-
-    from evergreen.features.customer_spending import CUSTOMER_SPENDING
-    from evergreen.features.terminal_risk import TERMINAL_RISK
-    from evergreen.ingest.partition import ingest_partition
-
-    settings, env = cluster_home
-    shared = tmp_path / "shared"
-    homes = [tmp_path / "host1", tmp_path / "host2"]
-    control = settings.model_copy(update={"shared_store": shared})
-    shutil.copytree(clean_zone, control.landing_dir, dirs_exist_ok=True)
-    for i in range(8):  # the raw partitions, on the shared store
-        ingest_partition(control, "transactions", day(i))
-        ingest_partition(control, "labels", day(i))
-    (settings.dagster_home / "dagster.yaml").write_text(instance_yaml(control))
-    partition = day(7).isoformat()
-    workers = {f"w{i}@host{i}": _host_env(env, home, shared) for i, home in enumerate(homes, 1)}
-    with celery_workers(workers, tmp_path):
-        done = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py"]
-            + ["--select", "customer_spending_features,terminal_risk_features"]
-            + ["--partition", partition],
-            env=_host_env(env, settings.home, shared),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-
-    with DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        (run,) = instance.get_runs()
-        assert run.is_success
-        for table in ("customer_spending_features", "terminal_risk_features"):
-            materialized = instance.fetch_materializations(AssetKey(table), limit=10).records
-            assert [r.partition_key for r in materialized] == [partition]
-        ran_on = {}
-        for entry in instance.all_logs(run.run_id):
-            event = entry.dagster_event
-            if event and "in celery worker" in (event.message or ""):
-                data = event.engine_event_data.metadata
-                ran_on[data["step_keys"].value] = data["Celery worker"].value
-    assert sorted(ran_on) == ["customer_spending_features", "terminal_risk_features"]
-    assert set(ran_on.values()) == {"w1@host1", "w2@host2"}  # at once, one step each
-    written = sorted((shared / "features").rglob("*.parquet"))
-    tables = (CUSTOMER_SPENDING, TERMINAL_RISK)
-    assert written == sorted(t.partition_path(shared / "features", day(7)) for t in tables)
-    assert not list(shared.rglob("*.tmp"))  # every file renamed into place, none half-written
-    for home in (settings.home, *homes):
-        assert not (home / "features").exists() or not any((home / "features").rglob("*"))
 
 
 def test_a_worker_process_killed_mid_step_hands_the_step_on(cluster_home, tmp_path):

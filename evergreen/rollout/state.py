@@ -48,6 +48,7 @@ class ReplicaState:
     ready: bool = False
     restarts: int = 0
     failed_starts: int = 0  # restarts in a row that died before they were ready
+    host: str = "127.0.0.1"  # the address it listens on (another host's: the hosts target)
 
     @staticmethod
     def from_dict(data: dict) -> ReplicaState:
@@ -58,11 +59,11 @@ class ReplicaState:
 
     @property
     def dial(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def processes(self) -> list[ProcessRef]:
         """Its supervisor first, then the workers."""

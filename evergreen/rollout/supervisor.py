@@ -123,7 +123,7 @@ class Supervisor:
         """The target the revision's replicas were started with."""
         if revision.target == self.target.name:
             return self.target
-        return target_named(revision.target)
+        return target_named(revision.target, self.settings)
 
     # The router.
 

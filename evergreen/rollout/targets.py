@@ -1,9 +1,11 @@
 """Where replicas run: the ``Target`` protocol and the default ``process`` target.
 
-A target starts one replica of a revision on a loopback port, tells whether it still lives
-and stops it. ``ProcessTarget`` runs ``bentoml serve`` as a detached process (its own session,
-its output in ``<serving_dir>/<revision>/replica-<i>.log``); ``evergreen.rollout.container``
-runs the containerized bento under podman or docker instead. Kubernetes is not a target the
+A target starts one replica of a revision on a port, tells whether it still lives and stops
+it. ``ProcessTarget`` runs ``bentoml serve`` as a detached process on loopback (its own
+session, its output in ``<serving_dir>/<revision>/replica-<i>.log``); ``HostsTarget`` is the
+same process placed on other hosts (``deploy_hosts``: each one's address and the command prefix
+that runs a process there, such as ``ip netns exec NS``); ``evergreen.rollout.container`` runs
+the containerized bento under podman or docker instead. Kubernetes is not a target the
 controller drives: ``evergreen.rollout.kubernetes`` renders the manifests a cluster rolls out
 by itself.
 """
@@ -26,7 +28,9 @@ from evergreen.rollout.processes import (
 )
 from evergreen.rollout.revisions import RevisionSpec
 from evergreen.rollout.state import ReplicaState
-from evergreen.settings import EvergreenSettings
+from evergreen.settings import EvergreenSettings, ReplicaHost, get_settings
+
+LOOPBACK = ReplicaHost()
 
 
 class Target(Protocol):
@@ -37,7 +41,8 @@ class Target(Protocol):
     def start_replica(
         self, settings: EvergreenSettings, revision: str, spec: RevisionSpec, index: int, port: int
     ) -> ReplicaState:
-        """Start one replica listening on ``127.0.0.1:port``; returns at once."""
+        """Start one replica listening on ``port`` (of loopback, or of its host's address:
+        ``ReplicaState.host``); returns at once."""
         ...
 
     def is_alive(self, replica: ReplicaState) -> bool:
@@ -57,10 +62,13 @@ class Target(Protocol):
         ...
 
 
-def target_named(name: str) -> Target:
-    """The target a revision was started with, from the name the state file keeps."""
+def target_named(name: str, settings: EvergreenSettings | None = None) -> Target:
+    """The target a revision was started with, from the name the state file keeps (the hosts
+    target's hosts: from ``settings``, else the process's)."""
     if name == ProcessTarget.name:
         return ProcessTarget()
+    if name == HostsTarget.name:
+        return HostsTarget((settings or get_settings()).deploy_hosts)
     kind, _, rest = name.partition(" ")
     if kind == "container":
         from evergreen.rollout.container import BENTO_IMAGE, ContainerTarget
@@ -72,8 +80,10 @@ def target_named(name: str) -> Target:
 
 def default_target(settings: EvergreenSettings) -> Target:
     """The target new revisions start on: ``settings.deploy_target`` (``EVERGREEN_DEPLOY_TARGET``:
-    ``process``, or ``container``: each revision's bento image under
-    ``settings.container_engine``)."""
+    ``process``; ``container``: each revision's bento image under
+    ``settings.container_engine``; ``hosts``: processes on ``settings.deploy_hosts``)."""
+    if settings.deploy_target == "hosts":
+        return HostsTarget(settings.deploy_hosts)
     if settings.deploy_target == "container":
         from evergreen.rollout.container import ContainerTarget
 
@@ -111,16 +121,21 @@ class ProcessTarget:
 
     name = "process"
 
-    def command(self, spec: RevisionSpec, port: int) -> list[str]:
-        """The ``bentoml serve`` command line of one replica."""
+    def place(self, index: int) -> ReplicaHost:
+        """The host replica ``index`` runs on: this machine, on loopback."""
+        return LOOPBACK
+
+    def command(self, spec: RevisionSpec, port: int, host: ReplicaHost = LOOPBACK) -> list[str]:
+        """The ``bentoml serve`` command line of one replica, run on ``host``."""
         return [
+            *host.launcher,
             sys.executable,
             "-m",
             "bentoml",
             "serve",
             spec.serve_target,
             "--host",
-            "127.0.0.1",
+            host.address,
             "--port",
             str(port),
         ]
@@ -135,13 +150,21 @@ class ProcessTarget:
         log = settings.serving_dir / revision / f"replica-{index}.log"
         env = serving_env(settings, spec.env)
         env["BENTOML_HOME"] = str(replica_bentoml_home(settings, revision, index))
+        host = self.place(index)
         process = spawn_detached(
-            self.command(spec, port),
+            self.command(spec, port, host),
             env=env,
             cwd=Path(spec.working_dir) if spec.working_dir else PROJECT_ROOT,
             log_path=log,
         )
-        return ReplicaState(index=index, port=port, log=str(log), started_at=now(), process=process)
+        return ReplicaState(
+            index=index,
+            port=port,
+            log=str(log),
+            started_at=now(),
+            process=process,
+            host=host.address,
+        )
 
     def is_alive(self, replica: ReplicaState) -> bool:
         # The BentoML supervisor and its worker: a replica whose worker died serves nothing.
@@ -160,3 +183,25 @@ class ProcessTarget:
 
     def describe_failure(self, replica: ReplicaState) -> str:
         return log_tail(Path(replica.log))
+
+
+class HostsTarget(ProcessTarget):
+    """``ProcessTarget`` with its replicas on other hosts: replica ``i`` on host ``i`` modulo
+    their number, started through the host's launcher (which must exec the command, as
+    ``ip netns exec`` does, so its pid is the replica's), listening on the host's address,
+    which the router dials. Liveness and stops go by pid, as the process target's: the hosts
+    share this machine's process table (network namespaces); hosts that do not would need a
+    remote stop."""
+
+    name = "hosts"
+
+    def __init__(self, hosts: list[ReplicaHost]) -> None:
+        self.hosts = list(hosts)
+
+    def place(self, index: int) -> ReplicaHost:
+        if not self.hosts:
+            raise ValueError(
+                "the hosts target has no hosts: set EVERGREEN_DEPLOY_HOSTS "
+                '(e.g. [{"address": "10.0.0.11", "launcher": ["ip", "netns", "exec", "h1"]}])'
+            )
+        return self.hosts[index % len(self.hosts)]

@@ -403,3 +403,32 @@ def test_the_edges_drift_is_restored_and_a_caddy_whose_admin_moved_is_replaced(t
         assert supervisor.reconcile() == []
     finally:
         tear_down(settings)
+
+
+def test_the_hosts_target_spreads_replicas_over_its_hosts_and_names_a_missing_setting(
+    monkeypatch,
+):
+    """Replica i on host i modulo their number, started through the host's launcher and
+    listening on its address; no hosts: an error naming the setting, before anything starts;
+    a revision's state read back finds the hosts in the settings; an older state file's
+    replica (no host recorded) is dialled on loopback, as before."""
+    from evergreen.rollout.targets import HostsTarget
+    from evergreen.settings import EvergreenSettings, ReplicaHost
+
+    hosts = [
+        ReplicaHost(address="10.9.0.11", launcher=["ip", "netns", "exec", "a"]),
+        ReplicaHost(address="10.9.0.12", launcher=["ip", "netns", "exec", "b"]),
+    ]
+    target = HostsTarget(hosts)
+    assert [target.place(i).address for i in range(3)] == ["10.9.0.11", "10.9.0.12", "10.9.0.11"]
+    command = target.command(fixture_spec("v1"), 8123, target.place(1))
+    assert command[:4] == ["ip", "netns", "exec", "b"]
+    assert command[command.index("--host") + 1] == "10.9.0.12"
+    with pytest.raises(ValueError, match="EVERGREEN_DEPLOY_HOSTS"):
+        HostsTarget([]).place(0)
+
+    monkeypatch.setenv("EVERGREEN_DEPLOY_HOSTS", json.dumps([h.model_dump() for h in hosts]))
+    assert target_named("hosts", EvergreenSettings()).hosts == hosts
+    old = ReplicaState.from_dict({"index": 0, "port": 9000, "log": "x", "started_at": "t"})
+    placed = ReplicaState.from_dict({**old.__dict__, "host": "10.9.0.12", "process": None})
+    assert (old.dial, placed.dial) == ("127.0.0.1:9000", "10.9.0.12:9000")
