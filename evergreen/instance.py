@@ -7,11 +7,14 @@ from pathlib import Path
 
 from evergreen.settings import EvergreenSettings
 
+MAX_CONCURRENT_RUNS = 4
+RUN_RETRIES = 2  # the daemon re-launches a failed run this many times (cluster profile)
+
 # One warehouse writer at a time (DuckDB's rule), enforced by Dagster at the op level.
-INSTANCE_YAML = """\
+INSTANCE_YAML = f"""\
 concurrency:
   runs:
-    max_concurrent_runs: 4
+    max_concurrent_runs: {MAX_CONCURRENT_RUNS}
   pools:
     default_limit: 1
     granularity: op
@@ -22,13 +25,13 @@ telemetry:
 
 # The cluster profile adds: runs, events, schedules on PostgreSQL (dagster-postgres), shared by
 # the webserver, the daemon and every worker host; a failed run retried by the daemon.
-CLUSTER_YAML = """\
+CLUSTER_YAML = f"""\
 storage:
   postgres:
-    postgres_url: {postgres_url}
+    postgres_url: {{postgres_url}}
 run_retries:
   enabled: true
-  max_retries: 2
+  max_retries: {RUN_RETRIES}
   retry_on_asset_or_op_failure: true
 """
 

@@ -42,3 +42,16 @@ def postgres_server():
 def postgres_db(postgres_server) -> str:
     """A database of its own for one test; returns its URL."""
     return postgres_server.create_database(f"test_{next(_DATABASES)}")
+
+
+@pytest.fixture(scope="session")
+def fault_postgres():
+    """A PostgreSQL of its own for the fault tests, which stop and restart it: the session's
+    server stays up for every other test."""
+    folder = Path(tempfile.mkdtemp(prefix="evergreen-pg-faults-"))
+    server = PostgresServer(folder, free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,10 +1,12 @@
-"""`evergreen serve | status | deploy | rollback | history | stop`, `evergreen rollout resume`.
+"""`evergreen serve | status | deploy | helm-values | rollback | history | stop`, `evergreen
+rollout resume`.
 
 The serving side from the shell: start the router and the champion (``serve``), see what serves
 at which weight since when (``status``), roll a model or bento out blue-green or canary
-(``deploy``), serve the previous champion again (``rollback``), ask what served at a time and
-why (``history --at``), stop everything (``stop``), and settle a rollout whose controller died
-(``rollout resume``). Every action is recorded in the ledger with the OS user as actor.
+(``deploy``), write Helm values for Dagster's chart (``helm-values``), serve the previous
+champion again (``rollback``), ask what served at a time and why (``history --at``), stop
+everything (``stop``), and settle a rollout whose controller died (``rollout resume``). Every
+action is recorded in the ledger with the OS user as actor.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("status")(status_command)
     app.command("deploy")(deploy_command)
+    app.command("helm-values")(helm_values_command)
     app.command("rollback")(rollback_command)
     app.command("history")(history_command)
     app.command("stop")(stop_command)
@@ -263,6 +266,37 @@ def _render_kubernetes(spec, image, out, steps, step_seconds, replicas, as_json)
     else:
         for flavour, path in paths.items():
             console.print(f"{flavour}: {path}")
+        console.print("valid" if not errors else "INVALID:\n" + "\n".join(errors))
+    if errors:
+        raise typer.Exit(1)
+
+
+def helm_values_command(
+    image: str = typer.Option(..., help="Evergreen's image (its checkout at /app)."),
+    out: Path = typer.Option(None, help="Where to write (default: serving/kubernetes/dagster)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Write Helm values for Dagster's chart (Evergreen's code location as user code, the
+    cluster's PostgreSQL, the K8s run launcher, run retries) and the Celery workers'
+    Deployment, validated offline against the chart's and Kubernetes' schemas."""
+    from evergreen.rollout.helm import (
+        dagster_helm_values,
+        render_helm_values,
+        validate_helm_values,
+        worker_deployment,
+    )
+    from evergreen.rollout.kubernetes import validate_manifests
+
+    settings = get_settings()
+    errors = validate_helm_values(dagster_helm_values(settings, image))
+    errors += validate_manifests([worker_deployment(image)])
+    out = out or settings.serving_dir / "kubernetes" / "dagster"
+    paths = render_helm_values(settings, image, out)
+    if as_json:
+        _echo_json({"paths": {k: str(v) for k, v in paths.items()}, "errors": errors})
+    else:
+        for name, path in paths.items():
+            console.print(f"{name}: {path}")
         console.print("valid" if not errors else "INVALID:\n" + "\n".join(errors))
     if errors:
         raise typer.Exit(1)

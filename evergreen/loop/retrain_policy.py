@@ -139,10 +139,9 @@ class RetrainGovernor:
     def consider(self, trigger: Trigger) -> Decision:
         """Decide on a trigger and record the decision (a measured signal below its level is
         recorded only when it re-arms)."""
-        from evergreen.models.ledger import transaction
+        from evergreen.models.ledger import write
 
-        # One decision at a time across processes: the write lock is taken before reading.
-        with self._connect() as conn, transaction(conn):
+        def decide(conn) -> Decision:
             decision = self._decide(conn, trigger)
             if decision.outcome != "below_threshold":
                 self._record(conn, trigger, decision)
@@ -150,7 +149,11 @@ class RetrainGovernor:
                 follow_up = self._schedule(conn, trigger)
                 if follow_up is not None:
                     decision = Decision(**{**decision.__dict__, "follow_up": follow_up})
-        return decision
+            return decision
+
+        # One decision at a time across processes: the write lock is taken before reading;
+        # recorded once even when PostgreSQL restarts in the middle (``write``).
+        return write(self._connect, decide)
 
     @staticmethod
     def _is_alarm(trigger: Trigger, decision: Decision) -> bool:
@@ -214,10 +217,10 @@ class RetrainGovernor:
     def due_follow_ups(self, labels_day: dt.date) -> list[FollowUp]:
         """Pending follow-ups due by ``labels_day`` (the newest labels loaded); one more than
         ``follow_up_lapse_days`` past due is recorded as lapsed instead."""
-        from evergreen.models.ledger import transaction
+        from evergreen.models.ledger import write
 
-        due = []
-        with self._connect() as conn, transaction(conn):
+        def lapse_or_keep(conn) -> list[FollowUp]:
+            due = []
             for follow_up in self._pending(conn):
                 if follow_up.due > labels_day:
                     continue
@@ -227,11 +230,14 @@ class RetrainGovernor:
                         f"lapsed: due {follow_up.due}, still held back {late} days later "
                         f"(more than {self.policy.follow_up_lapse_days})"
                     )
-                    lapsed = Trigger("follow_up", _midnight(labels_day), None, follow_up.evidence())
+                    evidence = follow_up.evidence()
+                    lapsed = Trigger("follow_up", _midnight(labels_day), None, evidence)
                     self._record(conn, lapsed, Decision(False, reason, "lapsed"))
                     continue
                 due.append(follow_up)
-        return due
+            return due
+
+        return write(self._connect, lapse_or_keep)
 
     def drift_episode(self, cutoff: dt.date) -> DriftEpisode | None:
         """The newest confirmed drift (a scheduled follow-up) on or before ``cutoff`` whose

@@ -11,7 +11,9 @@ triggers on every connection, so no layer can forget them.
 
 Several processes write (Dagster runs, the CLI): WAL mode and a busy timeout let them wait for
 one another, and ``transaction`` takes the write lock up front (``BEGIN IMMEDIATE``) so a
-read-then-write (e.g. retire the champion, crown the next) is atomic.
+read-then-write (e.g. retire the champion, crown the next) is atomic. A decision goes through
+``write``: a transaction whose connection the server dropped (a PostgreSQL restarted under it)
+is run again on a new connection, unless it had committed, so it is recorded exactly once.
 
 The local profile keeps the ledger in ``settings.ledger_path``; the cluster profile in
 PostgreSQL (``settings.postgres_url``), through the same code: ``ledger_store`` owns what
@@ -23,12 +25,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evergreen.models.ledger_store import (
     BUSY_TIMEOUT_S as BUSY_TIMEOUT_S,
@@ -195,9 +197,42 @@ def transaction(conn: LedgerConnection) -> Iterator[LedgerConnection]:
     try:
         yield conn
     except BaseException:
-        conn.rollback()
+        if not conn.lost:  # a dropped connection has nothing to roll back: the server did
+            conn.rollback()
         raise
     conn.commit()
+
+
+T = TypeVar("T")
+WRITE_ATTEMPTS = 3  # a restart drops a connection once; more in a row is an outage
+
+
+def write(
+    connect: Callable[[], AbstractContextManager[LedgerConnection]],
+    body: Callable[[LedgerConnection], T],
+) -> T:
+    """``body(conn)`` in a write transaction (``transaction``) on a connection from
+    ``connect``, taking effect exactly once. When the server drops the connection (PostgreSQL
+    restarted, the connection killed), the transaction is run again on a new connection
+    (opening one waits for the server), unless the server had committed it before its answer
+    was lost: its id's status says so, and ``body``'s result stands."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        ran = False
+        with connect() as conn:
+            try:
+                with transaction(conn):
+                    result = body(conn)
+                    ran = True  # what fails from here on is the COMMIT
+                return result
+            except LedgerDatabaseError:
+                if not conn.lost or attempt == WRITE_ATTEMPTS:
+                    raise
+                xid = conn.xid
+        if ran and xid is not None:
+            with connect() as check:
+                if check.committed(xid):
+                    return result
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def insert_model(

@@ -22,7 +22,10 @@ kept here, in one place:
 
 Connections are not pooled (``NullPool``): each ``ledger()`` block opens its own, so a forked
 run process never shares one and a restarted PostgreSQL is simply connected to again (opening
-waits up to ``CONNECT_WAIT_S`` for it).
+waits up to ``CONNECT_WAIT_S`` for it). A connection the server dropped says so (``lost``),
+and each PostgreSQL write transaction knows its id (``xid``), so that ``ledger.write`` can tell
+a transaction the server rolled back (run it again) from one it committed before its answer
+was lost (done: never run twice).
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ class LedgerConnection:
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._conn = _connect_waiting(engine(url))
         self._identity: set[str] = set()
+        self.lost = False  # the server dropped this connection (restarted, killed)
+        self.xid: int | None = None  # the open PostgreSQL write transaction's id
 
     # -- statements ------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> LedgerCursor:
@@ -173,6 +178,7 @@ class LedgerConnection:
         try:
             return conn.exec_driver_sql(sql, params) if params else conn.exec_driver_sql(sql)
         except DBAPIError as error:  # the driver's own error, as sqlite3 raised it before
+            self.lost = self.lost or bool(error.connection_invalidated)
             raise error.orig from None
 
     def _returning(self, sql: str) -> str:
@@ -188,7 +194,20 @@ class LedgerConnection:
             self.execute("BEGIN IMMEDIATE")
         else:
             self.execute("BEGIN")
-            self.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+            # Its id in the same round trip: whether it committed can be asked after a loss.
+            locked = self.execute(f"SELECT txid_current(), pg_advisory_xact_lock({_WRITE_LOCK})")
+            self.xid = int(locked.fetchone()[0])
+
+    def committed(self, xid: int) -> bool:
+        """Whether PostgreSQL transaction ``xid`` (of another, lost connection) committed;
+        waits while the server is still finishing it."""
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while True:
+            row = self.execute("SELECT txid_status(?)", (xid,)).fetchone()
+            status = row[0] if row is not None else None
+            if status != "in progress" or time.monotonic() >= deadline:
+                return status == "committed"
+            time.sleep(0.05)
 
     def commit(self) -> None:
         self.execute("COMMIT")

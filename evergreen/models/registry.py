@@ -142,7 +142,8 @@ class ModelRegistry:
             hashes = artifact_hashes(trained.save(Path(tmp) / MODEL_FILE).parent)
         sha256 = combined_sha256(hashes)
         tag = f"{MODEL_NAME}:{sha256[:16]}"
-        with ledger_db.ledger(self.settings) as conn, ledger_db.transaction(conn):
+
+        def record(conn) -> ModelRecord:
             existing = ledger_db.record_by_sha256(conn, sha256)
             if existing is not None:
                 return self._record_retraining(conn, existing, trained, actor, reason)
@@ -160,6 +161,11 @@ class ModelRegistry:
             )
             ledger_db.append_event(conn, tag, ModelStatus.CANDIDATE, actor, reason)
             return ledger_db.model_record(conn, tag)
+
+        return ledger_db.write(self._ledger, record)
+
+    def _ledger(self):
+        return ledger_db.ledger(self.settings)
 
     def _record_retraining(
         self,
@@ -330,7 +336,8 @@ class ModelRegistry:
                 f"a replaced champion is retired or rejected, not {demote_champion_to.value}"
             )
         _require_text(actor=actor, reason=reason)
-        with ledger_db.ledger(self.settings) as conn, ledger_db.transaction(conn):
+
+        def change(conn) -> ModelEvent:
             record = ledger_db.model_record(conn, tag)
             if record is None:
                 raise self._unknown(tag)
@@ -344,6 +351,8 @@ class ModelRegistry:
                             why = reason
                         ledger_db.append_event(conn, previous.tag, demote_champion_to, actor, why)
             return ledger_db.append_event(conn, tag, status, actor, reason)
+
+        return ledger_db.write(self._ledger, change)
 
 
 class IllegalTransitionError(ValueError):

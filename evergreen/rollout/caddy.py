@@ -202,6 +202,23 @@ def _http_app(servers: dict[str, dict], metrics: str) -> dict:
     return {"metrics": {}, "servers": {**servers, METRICS_SERVER: scrape}}
 
 
+# When the router itself fails a request (no replica passes its health check, or none could be
+# reached within the tries), the client learns why instead of an empty 502/503.
+ROUTER_ERRORS = {
+    "routes": [
+        {
+            "handle": [
+                {
+                    "handler": "static_response",
+                    "status_code": "{http.error.status_code}",
+                    "body": "no ready replica answered: {http.error.message}\n",
+                }
+            ]
+        }
+    ]
+}
+
+
 def router_config(
     admin: str,
     listen: str,
@@ -209,12 +226,14 @@ def router_config(
     policy: RouterPolicy,
     metrics: str = "",
 ) -> dict:
-    """The router's whole configuration (a 503 answer when no upstream has weight)."""
+    """The router's whole configuration (a 503 answer when no upstream has weight; a reason
+    in the body of any answer the router fails itself)."""
     serving = [u for u in upstreams if u.weight > 0]
     handler = weighted_proxy(upstreams, policy) if serving else NOTHING_SERVES
+    router = {**_server(listen, handler), "errors": ROUTER_ERRORS}
     return {
         "admin": _admin(admin),
-        "apps": {"http": _http_app({"router": _server(listen, handler)}, metrics)},
+        "apps": {"http": _http_app({"router": router}, metrics)},
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 
 import httpx
 import numpy as np
@@ -243,3 +244,108 @@ def test_a_redis_restart_is_a_503_with_a_reason_then_serving_recovers(
     assert up.ready, up.reason
     assert [p.transaction_id for p in answer.predictions] == [b["transaction_id"] for b in bodies]
     assert not all(p.features_missing for p in answer.predictions)  # the rows survived
+
+
+def _logged_ids(settings) -> set[int]:
+    """Transaction ids in the prediction log of ``settings``' home (every replica's files)."""
+    import json
+
+    return {
+        json.loads(line)["transaction_id"]
+        for path in settings.predictions_dir.rglob("*.jsonl")
+        for line in path.open()
+        if line.strip()
+    }
+
+
+def test_a_redis_restart_under_routed_load_refuses_with_a_reason_then_recovers(
+    serving_home, built_bento, tmp_path
+):
+    """Two ``bentoml serve`` replicas on a persistent Redis behind the real router (Caddy),
+    under a bounded load loop: Redis stopped, the replicas turn not ready and every request
+    is answered 503 with the reason (nothing scored, logged or written into the state on
+    missing features, never a 500 or a dropped connection); Redis back, serving recovers by
+    itself, nothing restarted."""
+    from evergreen.features.feast_client import OnlineReader, feature_store
+    from evergreen.ports import free_port
+    from evergreen.rollout.controller import RolloutController
+    from evergreen.rollout.load import LoadLoop, probe_transactions
+    from evergreen.rollout.revisions import resolve_revision
+    from evergreen.rollout.state import read_state
+    from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
+    from tests.rollout.conftest import tear_down, wait_for
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", free_port(), persist=True).start()
+    store = {"type": "redis", "connection_string": f"{server.host}:{server.port}"}
+    settings = _home_on(store, serving_home, built_bento, tmp_path)
+    shutil.rmtree(settings.serving_dir, ignore_errors=True)  # the copy serves nothing yet
+    settings = settings.model_copy(update={"serve_port": free_port()})
+    supervisor = Supervisor(settings, options=SupervisorOptions(ready_timeout_s=180))
+    replicas = []
+    try:
+        RolloutController(settings, supervisor, actor="pytest").serve(
+            resolve_revision(settings, built_bento.tag, {}, replicas=2)
+        )
+        state = read_state(settings)
+        replicas = [r for rev in state.revisions.values() for r in rev.replicas]
+        payloads = probe_transactions(settings, 3000, seed=16)
+        loop = LoadLoop(supervisor.serving_url(), rate=40, threads=4, payloads=payloads)
+        with loop:
+            time.sleep(1.0)
+            server.stop()
+            wait_for(
+                lambda: all(
+                    httpx.get(f"http://127.0.0.1:{r.port}/readyz", timeout=5).status_code == 503
+                    for r in replicas
+                ),
+                30,
+                "both replicas to turn not ready",
+            )
+            down = loop.mark()
+            time.sleep(2.5)  # the router's health checks mark them down meanwhile
+            back = loop.mark()
+            server.start()
+            wait_for(
+                lambda: (late := loop.between(loop.mark() - 1.0)) and not loop.failed(late),
+                60,
+                "a second of answers all 200 again",
+            )
+            time.sleep(1.0)
+        ready_after = {
+            r.port: httpx.get(f"http://127.0.0.1:{r.port}/readyz", timeout=5).status_code
+            for r in replicas
+        }
+        after = read_state(settings)
+        reader = OnlineReader.open(feature_store(settings))
+        held = reader.state.held([p["transaction_id"] for p in payloads])
+    finally:
+        tear_down(settings)
+        server.stop()
+    samples = loop.samples
+    answered = sum(s.status == 200 for s in samples)
+    refused = [s for s in samples if s.status != 200]
+    print(f"{len(samples)} requests, {len(refused)} refused, answers {_refusals(refused)}")
+    assert {s.status for s in samples} <= {200, 503}, {s.status for s in samples}
+    assert refused and all(
+        "online store unavailable" in s.error or "no ready replica answered" in s.error
+        for s in refused
+    ), [s.error for s in refused][:3]
+    while_down = loop.between(down, back)
+    assert while_down and not [s for s in while_down if s.status == 200]  # nothing scored
+    assert set(ready_after.values()) == {200}  # ready again, by themselves
+    assert {r.port: r.process for rev in after.revisions.values() for r in rev.replicas} == {
+        r.port: r.process for r in replicas
+    }  # the same processes: no restart
+    # Each payload is sent once: a refused one was never scored (so never logged), and only a
+    # request in flight as Redis stopped (its state written, its read failed) is held unlogged.
+    payload_ids = {p["transaction_id"] for p in payloads}
+    assert len(_logged_ids(settings) & payload_ids) == answered
+    assert answered <= sum(held.values()) <= answered + loop.threads
+    assert set(held.values()) <= {0, 1}
+
+
+def _refusals(samples) -> dict:
+    from collections import Counter
+
+    return dict(Counter((s.status, s.error[:60]) for s in samples))
