@@ -305,7 +305,12 @@ def _raw_warehouse(
 def _floor_sql(first_us: int, end_us: int) -> str:
     """The same aggregates as one plain window query, written by hand (the floor), for the
     transactions of ``[first_us, end_us)`` (the window's days)."""
-    from evergreen.features.realtime import CARD_WINDOWS, TERMINAL_WINDOWS
+    from evergreen.features.realtime import (
+        CARD_WINDOWS,
+        MAX_WINDOWS,
+        SPREAD_WINDOW,
+        TERMINAL_WINDOWS,
+    )
 
     us = 1_000_000
     frame = "RANGE BETWEEN {} PRECEDING AND 1 PRECEDING"
@@ -315,6 +320,8 @@ def _floor_sql(first_us: int, end_us: int) -> str:
             f"c{w} AS (PARTITION BY customer_id ORDER BY tx_us {frame.format(sec * us - 1)})"
         )
         cols += [f"count(*) OVER c{w} AS n_{w}", f"sum(amount) OVER c{w} AS s_{w}"]
+    cols += [f"max(amount) OVER c{w} AS x_{w}" for w in MAX_WINDOWS]
+    cols.append(f"stddev_pop(amount) OVER c{SPREAD_WINDOW} AS sd")
     cols.append("max(tx_us) OVER c30d AS last_us")
     for w, sec in TERMINAL_WINDOWS.items():
         wins.append(
@@ -329,6 +336,10 @@ def _floor_sql(first_us: int, end_us: int) -> str:
             f"s_{w} / n_{w} AS m_{w}",
             f"amount / nullif(s_{w} / n_{w}, 0) AS r_{w}",
         ]
+    for w in MAX_WINDOWS:
+        means += [f"x_{w}", f"amount / nullif(x_{w}, 0) AS rx_{w}"]
+    w = SPREAD_WINDOW
+    means += ["sd", f"(amount - s_{w} / n_{w}) / nullif(sd, 0) AS z"]
     return f"""
         SELECT transaction_id, {", ".join(means)}, (tx_us - last_us) / 1e6 AS since,
                {", ".join(f"tn_{w}" for w in TERMINAL_WINDOWS)}

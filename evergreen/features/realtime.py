@@ -14,7 +14,10 @@ before an earlier one (another replica, a retry, a batch reconciliation) is not 
 and a retried request reads what its first attempt read. Per card and window w in 1 h, 24 h,
 7 d, 30 d: number of transactions, total amount, mean amount (None when empty) and the
 transaction's amount over that mean (None when empty or zero); seconds since the card's previous
-transaction within the longest window (None when there is none). Per terminal: transactions over
+transaction within the longest window (None when there is none); over 7 d and 30 d the largest
+earlier amount and this amount over it (None when empty or zero), over 30 d the amounts' population
+standard deviation and this amount's z-score against it (None when empty; the z-score also when the
+deviation is 0). Per terminal: transactions over
 1 h and 24 h. A card or terminal never seen has empty windows: counts 0, sums 0.0, the rest None.
 
 Data time. The online state keeps its newest event time (``data time``, the data's clock, not
@@ -29,12 +32,18 @@ No Feast, DuckDB or SQLite import here: the serving path, the assets and the ben
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
 
 US = 1_000_000  # microseconds per second: event times are integer epoch microseconds
 CARD_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 TERMINAL_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400}
+# The card's largest earlier amount over these windows, and its spread over SPREAD_WINDOW: a
+# stolen card's payments are several times the holder's usual ones (bench/handbook.py: AP +0.01
+# to +0.04 over the means alone, seeds 0-1).
+MAX_WINDOWS = ("7d", "30d")
+SPREAD_WINDOW = "30d"
 LONGEST_S = max(CARD_WINDOWS.values())
 MAX_AHEAD = dt.timedelta(days=2)
 MAX_BEHIND = dt.timedelta(days=2)
@@ -57,6 +66,11 @@ def card_feature_types() -> dict[str, str]:
         types[f"card_amount_sum_{w}"] = "float"
         types[f"card_amount_mean_{w}"] = "float"
         types[f"card_amount_to_mean_{w}"] = "float"
+    for w in MAX_WINDOWS:
+        types[f"card_amount_max_{w}"] = "float"
+        types[f"card_amount_to_max_{w}"] = "float"
+    types[f"card_amount_std_{SPREAD_WINDOW}"] = "float"
+    types[f"card_amount_zscore_{SPREAD_WINDOW}"] = "float"
     types[SECONDS_SINCE_PREVIOUS] = "float"
     return types
 
@@ -93,15 +107,29 @@ def card_features(events: Sequence[tuple[int, float]], at_us: int, amount: float
     ``at_us``, from the card's events ``(time_us, amount)`` with ``at_us - LONGEST < time <
     at_us`` (the state's query; any order)."""
     values: list[Any] = []
-    for seconds in CARD_WINDOWS.values():
+    inside: dict[str, list[float]] = {}
+    for w, seconds in CARD_WINDOWS.items():
         low = at_us - seconds * US
-        inside = [a for t, a in events if low < t < at_us]
-        count, total = len(inside), sum(inside, 0.0)
+        inside[w] = [a for t, a in events if low < t < at_us]
+        count, total = len(inside[w]), sum(inside[w], 0.0)
         mean = total / count if count else None
         values += [count, total, mean, amount / mean if mean else None]
+    for w in MAX_WINDOWS:
+        largest = max(inside[w], default=None)
+        values += [largest, amount / largest if largest else None]
+    values += _spread(inside[SPREAD_WINDOW], amount)
     before = [t for t, _ in events if at_us - LONGEST_S * US < t < at_us]
     values.append((at_us - max(before)) / US if before else None)
     return values
+
+
+def _spread(amounts: list[float], amount: float) -> list[float | None]:
+    """Population standard deviation of ``amounts`` and ``amount``'s z-score against them."""
+    if not amounts:
+        return [None, None]
+    mean = sum(amounts, 0.0) / len(amounts)
+    std = math.sqrt(sum((a - mean) ** 2 for a in amounts) / len(amounts))
+    return [std, (amount - mean) / std if std > 0 else None]
 
 
 def terminal_features(event_times: Sequence[int], at_us: int) -> list[int]:
@@ -157,6 +185,19 @@ def offline_sql(events: str) -> str:
             f"{mean} AS card_amount_mean_{w}",
             f"CASE WHEN {mean} > 0 THEN amount / ({mean}) END AS card_amount_to_mean_{w}",
         ]
+    for w in MAX_WINDOWS:
+        largest = f"max(amount) OVER card_{w}"
+        selects += [
+            f"{largest} AS card_amount_max_{w}",
+            f"CASE WHEN {largest} > 0 THEN amount / ({largest}) END AS card_amount_to_max_{w}",
+        ]
+    w = SPREAD_WINDOW
+    std = f"stddev_pop(amount) OVER card_{w}"
+    selects += [
+        f"{std} AS card_amount_std_{w}",
+        f"CASE WHEN {std} > 0 THEN (amount - avg(amount) OVER card_{w}) / ({std}) END "
+        f"AS card_amount_zscore_{w}",
+    ]
     longest = next(w for w, s in CARD_WINDOWS.items() if s == LONGEST_S)
     selects.append(
         f"(tx_us - max(tx_us) OVER card_{longest}) / {float(US)!r} AS {SECONDS_SINCE_PREVIOUS}"

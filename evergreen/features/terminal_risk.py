@@ -6,6 +6,20 @@ late label counts from the day it lands and an early one from the day it lands, 
 With the usual delay this is the handbook's "window ending a delay before", without assuming it.
 Risk is frauds / labelled transactions, 0 when there are none. The query reads the label
 partitions of (D - 31, D] and the transactions they can refer to (the label look-back bound).
+
+A compromised terminal turns every payment into a fraud for weeks, so the labels landed so far
+also describe the terminal's current fraud run, over those same landed labels:
+
+* ``terminal_run_*``: the frauds after the terminal's newest legitimate labelled transaction (by
+  transaction time): how many, the days from the first of them to the row's known-at time (D+1
+  00:00), and their smallest and largest amount (a lone fraud of a large amount is more likely a
+  stolen card's than the terminal's);
+* over the transactions of days (D - 28, D] whose labels have landed: how many, how many frauds,
+  their share, and the days from the first of those frauds to the known-at time (a run that
+  began 28 days ago is ending); over labels landed in the last 3 days: how many and their share.
+
+Ages and amounts are 0 where there is no such fraud (the counts tell those rows apart). Measured
+in ``bench/handbook.py``: README, "Why ours ...".
 """
 
 from __future__ import annotations
@@ -18,6 +32,8 @@ import pyarrow as pa
 from evergreen.features.tables import WINDOWS, FeatureTable, with_timestamps
 
 LONGEST = max(WINDOWS)
+RUN_DAYS = 28  # the transaction-day window of the run's counts
+RECENT_LANDED_DAYS = 3  # a landed-label window between the 1-day and 7-day ones
 
 
 def _columns() -> dict[str, pa.DataType]:
@@ -25,6 +41,16 @@ def _columns() -> dict[str, pa.DataType]:
     for w in WINDOWS:
         cols[f"terminal_n_tx_{w}d"] = pa.int64()
         cols[f"terminal_risk_{w}d"] = pa.float64()
+    cols["terminal_run_frauds"] = pa.int64()
+    cols["terminal_run_age_days"] = pa.float64()
+    cols["terminal_run_min_amount"] = pa.float64()
+    cols["terminal_run_max_amount"] = pa.float64()
+    cols[f"terminal_labelled_tx_{RUN_DAYS}d"] = pa.int64()
+    cols[f"terminal_frauds_tx_{RUN_DAYS}d"] = pa.int64()
+    cols[f"terminal_risk_tx_{RUN_DAYS}d"] = pa.float64()
+    cols[f"terminal_first_fraud_age_{RUN_DAYS}d"] = pa.float64()
+    cols[f"terminal_n_tx_{RECENT_LANDED_DAYS}d"] = pa.int64()
+    cols[f"terminal_risk_{RECENT_LANDED_DAYS}d"] = pa.float64()
     return cols
 
 
@@ -37,12 +63,35 @@ TERMINAL_RISK = FeatureTable(
 )
 
 
+def _days_before_known(at: str) -> str:
+    """Days from ``at`` to the row's known-at time (D+1 00:00), 0 when ``at`` is null."""
+    return f"coalesce(epoch(CAST($day + 1 AS TIMESTAMP) - {at}) / 86400.0, 0)"
+
+
 def _select_list() -> str:
     parts = []
     for w in WINDOWS:
         within = f"landed_on > $day - {w}"
         parts.append(f"count(*) FILTER (WHERE {within}) AS terminal_n_tx_{w}d")
         parts.append(f"coalesce(avg(label) FILTER (WHERE {within}), 0) AS terminal_risk_{w}d")
+    run = "label = 1 AND (legit_at IS NULL OR tx_datetime > legit_at)"
+    parts += [
+        f"count(*) FILTER (WHERE {run}) AS terminal_run_frauds",
+        f"{_days_before_known(f'min(tx_datetime) FILTER (WHERE {run})')} AS terminal_run_age_days",
+        f"coalesce(min(amount) FILTER (WHERE {run}), 0) AS terminal_run_min_amount",
+        f"coalesce(max(amount) FILTER (WHERE {run}), 0) AS terminal_run_max_amount",
+    ]
+    recent, n = f"tx_day > $day - {RUN_DAYS}", RUN_DAYS
+    first_fraud = f"min(tx_datetime) FILTER (WHERE {recent} AND label = 1)"
+    parts += [
+        f"count(*) FILTER (WHERE {recent}) AS terminal_labelled_tx_{n}d",
+        f"count(*) FILTER (WHERE {recent} AND label = 1) AS terminal_frauds_tx_{n}d",
+        f"coalesce(avg(label) FILTER (WHERE {recent}), 0) AS terminal_risk_tx_{n}d",
+        f"{_days_before_known(first_fraud)} AS terminal_first_fraud_age_{n}d",
+    ]
+    within, w = f"landed_on > $day - {RECENT_LANDED_DAYS}", RECENT_LANDED_DAYS
+    parts.append(f"count(*) FILTER (WHERE {within}) AS terminal_n_tx_{w}d")
+    parts.append(f"coalesce(avg(label) FILTER (WHERE {within}), 0) AS terminal_risk_{w}d")
     return ",\n    ".join(parts)
 
 
@@ -53,15 +102,22 @@ WITH landed AS (
     WHERE partition_date > $day - {LONGEST + 1} AND partition_date <= $day
 ),
 labelled AS (
-    SELECT t.terminal_id, l.landed_on, l.label
+    SELECT t.terminal_id, l.landed_on, l.label, t.tx_datetime, t.amount,
+           t.partition_date AS tx_day
     FROM landed AS l
     JOIN raw_transactions AS t USING (transaction_id)
     WHERE t.partition_date > $day - {LONGEST + 1} - $lookback AND t.partition_date <= $day
+),
+newest_legit AS (  -- where each terminal's current fraud run begins after
+    SELECT terminal_id, max(tx_datetime) FILTER (WHERE label = 0) AS legit_at
+    FROM labelled
+    GROUP BY terminal_id
 )
 SELECT
     terminal_id,
     {_select_list()}
 FROM labelled
+JOIN newest_legit USING (terminal_id)
 GROUP BY terminal_id
 ORDER BY terminal_id
 """

@@ -31,6 +31,16 @@ TERMINAL_FEATURES = [
     "terminal_risk_1d",
     "terminal_risk_7d",
     "terminal_risk_30d",
+    "terminal_run_frauds",  # the terminal's current fraud run (terminal_risk.py)
+    "terminal_run_age_days",
+    "terminal_run_min_amount",
+    "terminal_run_max_amount",
+    "terminal_labelled_tx_28d",
+    "terminal_frauds_tx_28d",
+    "terminal_risk_tx_28d",
+    "terminal_first_fraud_age_28d",
+    "terminal_n_tx_3d",
+    "terminal_risk_3d",
 ]
 REQUEST_FEATURES = [  # the on-demand views, computed from the request itself
     "tx_during_night",

@@ -105,6 +105,34 @@ def test_terminal_risk_windows_are_landing_days(warehouse_home):
     assert _terminal_rows(warehouse_home, 32)[105]["terminal_risk_30d"] == 0.5
 
 
+def test_terminal_run_is_the_frauds_after_the_newest_landed_legitimate_label(warehouse_home):
+    insert_transactions(
+        warehouse_home,
+        [
+            (tx_id(2, 0), at(2, 9), 1, 106, 300.0),  # an early fraud, before a genuine one
+            (tx_id(3, 0), at(3, 12), 1, 106, 20.0),  # genuine: the run starts after it
+            (tx_id(4, 0), at(4, 6), 1, 106, 40.0),  # fraud: the run's first
+            (tx_id(5, 0), at(5, 18), 1, 106, 60.0),  # fraud
+            (tx_id(6, 0), at(6, 9), 1, 106, 80.0),  # fraud whose label lands only on day 14
+        ],
+    )
+    insert_labels(
+        warehouse_home,
+        [(tx_id(d, 0), y, day(d + 7)) for d, y in ((2, 1), (3, 0), (4, 1), (5, 1))]
+        + [(tx_id(6, 0), 1, day(14))],
+    )
+
+    row = _terminal_rows(warehouse_home, 12)[106]  # known at day 13 00:00; day 6's label not
+
+    assert (row["terminal_run_frauds"], row["terminal_run_age_days"]) == (2, 9 - 6 / 24)
+    assert (row["terminal_run_min_amount"], row["terminal_run_max_amount"]) == (40.0, 60.0)
+    assert (row["terminal_labelled_tx_28d"], row["terminal_frauds_tx_28d"]) == (4, 3)
+    assert row["terminal_first_fraud_age_28d"] == 11 - 9 / 24
+    assert (row["terminal_n_tx_3d"], row["terminal_risk_3d"]) == (3, 2 / 3)
+    clean = _terminal_rows(warehouse_home, 10)[106]  # newest landed label (day 3's) genuine
+    assert (clean["terminal_run_frauds"], clean["terminal_run_age_days"]) == (0, 0.0)
+
+
 def test_partition_file_is_replaced_and_readable_by_glob(warehouse_home):
     insert_transactions(warehouse_home, [(tx_id(0, 0), at(0, 9), 8, 1, 10.0)])
     with connect(warehouse_home.warehouse_path, read_only=True) as conn:

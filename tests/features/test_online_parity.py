@@ -112,7 +112,7 @@ def test_online_equals_offline_up_to_and_past_the_ttl(hand_built):
         for c, t in ((1, 101), (3, 103), (3, 104))
     ]
 
-    assert _assert_parity(store, requests) == len(requests) * 18
+    assert _assert_parity(store, requests) == len(requests) * 28  # every daily feature
     reader = OnlineReader.open(store)
     assert _online(reader, requests[0])["customer_avg_amount_1d"] == 110.0
     assert _online(reader, requests[-3])["customer_avg_amount_1d"] is None
