@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,11 @@ from evergreen.settings import EvergreenSettings
 # A day is a weekend day or not: its share of weekend transactions is 0 or 1 and never matches
 # a multi-week reference, so this calendar feature would "drift" every single day.
 DRIFT_EXEMPT = ("tx_during_weekend",)
+# A window still filling (fewer days of data behind it than it spans) grows day by day, so a
+# reference of such days "drifts" from any later day with no change in the data: a feature is
+# judged only when its window was full on at least this share of the reference's days.
+MIN_FULL_WINDOW_SHARE = 0.5
+_WINDOW = re.compile(r"_(\d+)([dh])$")
 MIN_SEGMENT_ROWS = 200  # fewer rows of a segment value in the day: too noisy to judge
 TOP_FEATURES = 5
 _P_VALUE_TESTS = ("ks", "chisquare", "z")  # Evidently's names of its p-value tests
@@ -146,16 +152,20 @@ def prediction_drift(
     if not path.exists():
         return DriftFinding(day, None, f"no training set of {record.tag} at {path}", record.tag)
     reference = _reference_sample(path, max_rows, seed)
-    features = [f for f in FEATURE_NAMES if f not in DRIFT_EXEMPT]
+    warming = warming_features(settings, reference_days(path))
+    features = [f for f in FEATURE_NAMES if f not in DRIFT_EXEMPT and f not in warming]
     features = [f for f in features if current[f].notna().any() and reference[f].notna().any()]
     drift = _feature_drift(reference, current, features, max_rows, seed)
     drifted = [c for c, d in drift.items() if d["drifted"]]
     more = ", ..." if len(drifted) > TOP_FEATURES else ""
     named = f" ({', '.join(drifted[:TOP_FEATURES])}{more})"
+    unjudged = f"; {len(warming)} with windows still filling in the reference not judged"
     return DriftFinding(
         day=day,
         severity=len(drifted) / len(drift) if drift else None,
-        reason=f"{len(drifted)} of {len(drift)} features drifted" + (named if drifted else ""),
+        reason=f"{len(drifted)} of {len(drift)} features drifted"
+        + (named if drifted else "")
+        + (unjudged if warming else ""),
         model_tag=record.tag,
         reference=str(path),
         rows=len(current),
@@ -164,6 +174,48 @@ def prediction_drift(
         segments=segment_drift(reference, current, features),
         logged_rows=logged,
     )
+
+
+def window_warmup_days(feature: str, label_delay_days: int) -> int:
+    """Days of data a feature's window needs behind a day to be full: its span (``_7d``,
+    ``_24h``; the card's seconds since its previous transaction: the longest card window), plus
+    the label delay for the windows of landed labels (``terminal_n_tx_*``, ``terminal_risk_*``);
+    0 for a feature of the transaction alone."""
+    from evergreen.features.realtime import LONGEST_S, SECONDS_SINCE_PREVIOUS
+
+    if feature == SECONDS_SINCE_PREVIOUS:
+        return LONGEST_S // 86_400
+    match = _WINDOW.search(feature)
+    if match is None:
+        return 0
+    size, unit = int(match[1]), match[2]
+    days = size if unit == "d" else -(-size // 24)
+    labelled = feature.startswith(("terminal_n_tx_", "terminal_risk_"))
+    return days + (label_delay_days if labelled else 0)
+
+
+def warming_features(settings: EvergreenSettings, days: list[dt.date]) -> list[str]:
+    """Features whose window was full on fewer than ``MIN_FULL_WINDOW_SHARE`` of the reference's
+    transaction ``days`` (the data begins on ``settings.start_date``)."""
+    if not days:
+        return []
+    out = []
+    for feature in FEATURE_NAMES:
+        need = window_warmup_days(feature, settings.label_delay_days)
+        full_from = settings.start_date + dt.timedelta(days=need)
+        if sum(d >= full_from for d in days) < MIN_FULL_WINDOW_SHARE * len(days):
+            out.append(feature)
+    return out
+
+
+def reference_days(path: Path) -> list[dt.date]:
+    """The transaction days a training set holds."""
+    import pyarrow.parquet as pq
+
+    if "tx_datetime" not in pq.read_schema(path).names:
+        return []
+    times = pq.read_table(path, columns=["tx_datetime"]).column("tx_datetime").to_pandas()
+    return sorted(set(pd.to_datetime(times).dt.date))
 
 
 def _serving_record(settings: EvergreenSettings, current: pd.DataFrame) -> ModelRecord | None:

@@ -10,8 +10,9 @@ gradually. Each is off by default; ``scenarios.DriftScenario`` names the presets
   AP), in the handbook's 5,000 cards ~0.8 %. Half the day's frauds new, a model that misses
   them keeps about half its AP. The handbook's frauds never depend on the hour or the region,
   so a model trained before the drift scores these like genuine payments; a model that saw a
-  few days of their labels learns "night, south-east, small" quickly. No terminal is hit twice on purpose: terminal risk stays
-  low, so the pattern is not caught for free by the terminal-risk features once labels land.
+  few days of their labels learns "night, south-east, small" quickly. No terminal is hit
+  twice on purpose: terminal risk stays low, so the pattern is not caught for free by the
+  terminal-risk features once labels land.
 - Covariate drift: amounts inflate by ``AMOUNT_INFLATION`` (scenario 1's threshold of 220 still
   applies to the inflated amounts) and 30 % of pos customers move to mobile.
 - Intensity: 0 before the start, 1 from it on, or a linear ramp over ``drift_ramp_days``

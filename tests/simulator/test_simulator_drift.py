@@ -1,5 +1,5 @@
-"""Concept drift adds a new fraud pattern (as many frauds as the handbook's); covariate drift shifts amounts and channels; a
-gradual drift ramps both; the named scenarios switch them on."""
+"""Concept drift adds a new fraud pattern (as many frauds as the handbook's); covariate drift
+shifts amounts and channels; a gradual drift ramps both; the named scenarios switch them on."""
 
 from __future__ import annotations
 
