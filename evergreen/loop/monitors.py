@@ -6,7 +6,8 @@ labels, and the age of the champion. Sensors call them; so can a test, a benchma
   feature, Evidently's drift test (``report.feature_drift``: Wasserstein distance for numbers and
   Jensen-Shannon for categories once the reference has more than 1,000 rows); per segment value
   (region, channel, card type), the share of features Evidently's default test finds drifted
-  within it. Severity: the share of features drifted overall.
+  within it. Severity: the share of features drifted overall. A feature whose window was
+  still filling on most of the reference's days (``warming_features``) is not judged.
 - ``live_performance``: predictions whose labels have matured (landed by the day judged), per
   model version and segment (``metrics.evaluate``). Severity: the champion's relative drop in
   average precision against the AP it was promoted on.
