@@ -297,6 +297,20 @@ class PerformanceFinding:
     reference_source: str = ""
     live: dict[str, dict] = field(default_factory=dict)  # model version -> overall metrics
     segments: dict[str, dict] = field(default_factory=dict)  # champion's, "region=x" -> metrics
+    # The champion's relative AP drop on each day of the window (days with enough frauds).
+    daily_drops: dict[str, float] = field(default_factory=dict)
+
+    def decay_start(self, enter: float) -> dt.date:
+        """The decay's estimated first day: the earliest day of the window from which every
+        judged day dropped by at least ``enter``; the window's last day when none did. A
+        follow-up is dated from it: dated from the window's last day instead, it waits for
+        the labels of days after ones already showing the decay."""
+        start = self.last_day
+        for day, drop in sorted(self.daily_drops.items(), reverse=True):
+            if drop < enter:
+                break
+            start = dt.date.fromisoformat(day)
+        return start
 
     def evidence(self) -> dict:
         """What a trigger records: the window, the champion's AP then and now, per version
@@ -310,6 +324,7 @@ class PerformanceFinding:
             "relative_ap_drop": self.severity,
             "live": self.live,
             "segments": self.segments,
+            "daily_drops": self.daily_drops,
         }
 
 
@@ -356,9 +371,11 @@ def live_performance(
         why = f"no reference AP for {champion.tag}"
         return _with(finding, model_tag=champion.tag, reason=why, segments=segments)
     drop = max(0.0, (reference - live_ap) / reference)
+    mine_rows = frame[frame["model_version"] == champion.tag]
     return _with(
         finding,
         severity=drop,
+        daily_drops=_daily_drops(mine_rows, reference, min_frauds),
         model_tag=champion.tag,
         reference_ap=reference,
         reference_source=source,
@@ -367,6 +384,20 @@ def live_performance(
         f"({mine.overall.positives} frauds, {first}..{last}) against {reference:.3f} "
         f"({source}): relative drop {drop:.1%}",
     )
+
+
+def _daily_drops(rows: pd.DataFrame, reference: float, min_frauds: int) -> dict[str, float]:
+    """Relative AP drop against ``reference`` per transaction day with ``min_frauds`` frauds."""
+    from sklearn.metrics import average_precision_score
+
+    days = pd.to_datetime(rows["partition_date"]).dt.date
+    out = {}
+    for day, part in rows.groupby(days, sort=True):
+        if part["label"].sum() < min_frauds or part["label"].nunique() < 2:
+            continue
+        ap = float(average_precision_score(part["label"], part["fraud_probability"]))
+        out[day.isoformat()] = round(max(0.0, (reference - ap) / reference), 4)
+    return out
 
 
 def _with(finding: PerformanceFinding, **changes) -> PerformanceFinding:
