@@ -291,11 +291,17 @@ def stationary(workdir: Path, quick: bool, days: int = 60) -> dict:
     from loop_drift import DriftPlan, run_drift_bench
 
     plan = DriftPlan.quick() if quick else DriftPlan(stationary_days=days, drift_days=1)
+    began = time.perf_counter()
     figures, _ = run_drift_bench(workdir / "stationary", plan)
     return {
         "stationary_days": figures["drift_stationary_days"],
         "stationary_false_alarms": figures["drift_false_alarms_count"],
+        "stationary_days_over_enter": figures["drift_stationary_days_over_enter_count"],
+        "stationary_share_median": figures["drift_stationary_share_median"],
         "stationary_share_max": figures["drift_stationary_share_max"],
+        "stationary_detection_delay_days": figures["drift_detection_delay_days"],
+        "stationary_customers": plan.customers,
+        "stationary_wall_s": round(time.perf_counter() - began, 1),
     }
 
 
@@ -343,7 +349,8 @@ def combine(runs: dict[str, list[dict]], extra: dict) -> dict:
             figures[f"{scenario}_{key}_min"] = min(known) if known else None
         figures[f"{scenario}_triggers_seed0"] = results[0]["triggers"]
         figures[f"{scenario}_recovery_plot_seed0"] = results[0]["recovery_plot"]
-    figures["label_delay_days"] = next(iter(runs.values()))[0]["label_delay_days"]
+    if runs:
+        figures["label_delay_days"] = next(iter(runs.values()))[0]["label_delay_days"]
     return figures | extra
 
 
@@ -372,7 +379,9 @@ def goals(figures: dict) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="The e2e test's plan; tiny.")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="Comma-separated; '' for none."
+    )
     parser.add_argument("--seeds", default="0", help="Comma-separated seeds (default 0).")
     parser.add_argument("--customers", type=int, help="Override the world's size.")
     parser.add_argument("--live-days", type=int, help="Override the live days (full: 35).")

@@ -39,7 +39,7 @@ DAYS_PER_TICK = 30
 def performance_sensor(context: SensorEvaluationContext, evergreen: EvergreenResource):
     """Judge the label days not judged yet; request a retrain when the champion decayed."""
     from evergreen.loop.monitors import day_start, live_performance, write_finding
-    from evergreen.loop.retrain_policy import Trigger
+    from evergreen.loop.retrain_policy import RetrainPolicy, Trigger
 
     settings = evergreen.settings()
     cursor = DayCursor(context.cursor)
@@ -54,13 +54,14 @@ def performance_sensor(context: SensorEvaluationContext, evergreen: EvergreenRes
             continue
         path = write_finding(settings, "performance", day, finding)
         context.log.info(f"performance through {day}: {finding.reason} ({path})")
-        # The decay is seen on the newest matured transaction day at the latest.
+        # Follow-ups are dated from the decay's first day (its labels are what a retrain
+        # learns the drift from), estimated from the window's days at the enter level.
         trigger = Trigger(
             "performance",
             day_start(day),
             finding.severity,
             finding.evidence(),
-            drift_first_day=finding.last_day,
+            drift_first_day=finding.decay_start(RetrainPolicy().performance_enter),
         )
         request, decision = request_retrain(context, settings, trigger, cutoff, finding.reason)
         if request is not None:

@@ -137,6 +137,21 @@ def served_days(conn: duckdb.DuckDBPyConnection, model_version: str) -> list[dt.
     return [r[0] for r in rows]
 
 
+def matured_served_rows(conn: duckdb.DuckDBPyConnection, model_version: str) -> int:
+    """How many distinct transactions ``model_version`` scored whose labels have landed: live
+    traffic it answered and that can be judged (a rollout's warm-ups and probes, on cards of
+    their own, never get a label)."""
+    if not (table_exists(conn, LIVE_TABLE) and table_exists(conn, LABELS_TABLE)):
+        return 0
+    row = conn.execute(
+        f"SELECT count(DISTINCT p.transaction_id) FROM {LIVE_TABLE} AS p "
+        f"JOIN (SELECT DISTINCT transaction_id FROM {LABELS_TABLE}) AS l USING (transaction_id) "
+        "WHERE p.model_version = ?",
+        [model_version],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def newest_label_day(conn: duckdb.DuckDBPyConnection) -> dt.date | None:
     """The newest day labels were loaded for (the data's "now" for matured labels)."""
     if not table_exists(conn, LABELS_TABLE):

@@ -6,7 +6,8 @@ labels, and the age of the champion. Sensors call them; so can a test, a benchma
   feature, Evidently's drift test (``report.feature_drift``: Wasserstein distance for numbers and
   Jensen-Shannon for categories once the reference has more than 1,000 rows); per segment value
   (region, channel, card type), the share of features Evidently's default test finds drifted
-  within it. Severity: the share of features drifted overall.
+  within it. Severity: the share of features drifted overall. A feature whose window was
+  still filling on most of the reference's days (``warming_features``) is not judged.
 - ``live_performance``: predictions whose labels have matured (landed by the day judged), per
   model version and segment (``metrics.evaluate``). Severity: the champion's relative drop in
   average precision against the AP it was promoted on.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,11 @@ from evergreen.settings import EvergreenSettings
 # A day is a weekend day or not: its share of weekend transactions is 0 or 1 and never matches
 # a multi-week reference, so this calendar feature would "drift" every single day.
 DRIFT_EXEMPT = ("tx_during_weekend",)
+# A window still filling (fewer days of data behind it than it spans) grows day by day, so a
+# reference of such days "drifts" from any later day with no change in the data: a feature is
+# judged only when its window was full on at least this share of the reference's days.
+MIN_FULL_WINDOW_SHARE = 0.5
+_WINDOW = re.compile(r"_(\d+)([dh])$")
 MIN_SEGMENT_ROWS = 200  # fewer rows of a segment value in the day: too noisy to judge
 TOP_FEATURES = 5
 _P_VALUE_TESTS = ("ks", "chisquare", "z")  # Evidently's names of its p-value tests
@@ -146,16 +153,20 @@ def prediction_drift(
     if not path.exists():
         return DriftFinding(day, None, f"no training set of {record.tag} at {path}", record.tag)
     reference = _reference_sample(path, max_rows, seed)
-    features = [f for f in FEATURE_NAMES if f not in DRIFT_EXEMPT]
+    warming = warming_features(settings, reference_days(path))
+    features = [f for f in FEATURE_NAMES if f not in DRIFT_EXEMPT and f not in warming]
     features = [f for f in features if current[f].notna().any() and reference[f].notna().any()]
     drift = _feature_drift(reference, current, features, max_rows, seed)
     drifted = [c for c, d in drift.items() if d["drifted"]]
     more = ", ..." if len(drifted) > TOP_FEATURES else ""
     named = f" ({', '.join(drifted[:TOP_FEATURES])}{more})"
+    unjudged = f"; {len(warming)} with windows still filling in the reference not judged"
     return DriftFinding(
         day=day,
         severity=len(drifted) / len(drift) if drift else None,
-        reason=f"{len(drifted)} of {len(drift)} features drifted" + (named if drifted else ""),
+        reason=f"{len(drifted)} of {len(drift)} features drifted"
+        + (named if drifted else "")
+        + (unjudged if warming else ""),
         model_tag=record.tag,
         reference=str(path),
         rows=len(current),
@@ -164,6 +175,48 @@ def prediction_drift(
         segments=segment_drift(reference, current, features),
         logged_rows=logged,
     )
+
+
+def window_warmup_days(feature: str, label_delay_days: int) -> int:
+    """Days of data a feature's window needs behind a day to be full: its span (``_7d``,
+    ``_24h``; the card's seconds since its previous transaction: the longest card window), plus
+    the label delay for the windows of landed labels (``terminal_n_tx_*``, ``terminal_risk_*``);
+    0 for a feature of the transaction alone."""
+    from evergreen.features.realtime import LONGEST_S, SECONDS_SINCE_PREVIOUS
+
+    if feature == SECONDS_SINCE_PREVIOUS:
+        return LONGEST_S // 86_400
+    match = _WINDOW.search(feature)
+    if match is None:
+        return 0
+    size, unit = int(match[1]), match[2]
+    days = size if unit == "d" else -(-size // 24)
+    labelled = feature.startswith(("terminal_n_tx_", "terminal_risk_"))
+    return days + (label_delay_days if labelled else 0)
+
+
+def warming_features(settings: EvergreenSettings, days: list[dt.date]) -> list[str]:
+    """Features whose window was full on fewer than ``MIN_FULL_WINDOW_SHARE`` of the reference's
+    transaction ``days`` (the data begins on ``settings.start_date``)."""
+    if not days:
+        return []
+    out = []
+    for feature in FEATURE_NAMES:
+        need = window_warmup_days(feature, settings.label_delay_days)
+        full_from = settings.start_date + dt.timedelta(days=need)
+        if sum(d >= full_from for d in days) < MIN_FULL_WINDOW_SHARE * len(days):
+            out.append(feature)
+    return out
+
+
+def reference_days(path: Path) -> list[dt.date]:
+    """The transaction days a training set holds."""
+    import pyarrow.parquet as pq
+
+    if "tx_datetime" not in pq.read_schema(path).names:
+        return []
+    times = pq.read_table(path, columns=["tx_datetime"]).column("tx_datetime").to_pandas()
+    return sorted(set(pd.to_datetime(times).dt.date))
 
 
 def _serving_record(settings: EvergreenSettings, current: pd.DataFrame) -> ModelRecord | None:
@@ -244,6 +297,20 @@ class PerformanceFinding:
     reference_source: str = ""
     live: dict[str, dict] = field(default_factory=dict)  # model version -> overall metrics
     segments: dict[str, dict] = field(default_factory=dict)  # champion's, "region=x" -> metrics
+    # The champion's relative AP drop on each day of the window (days with enough frauds).
+    daily_drops: dict[str, float] = field(default_factory=dict)
+
+    def decay_start(self, enter: float) -> dt.date:
+        """The decay's estimated first day: the earliest day of the window from which every
+        judged day dropped by at least ``enter``; the window's last day when none did. A
+        follow-up is dated from it: dated from the window's last day instead, it waits for
+        the labels of days after ones already showing the decay."""
+        start = self.last_day
+        for day, drop in sorted(self.daily_drops.items(), reverse=True):
+            if drop < enter:
+                break
+            start = dt.date.fromisoformat(day)
+        return start
 
     def evidence(self) -> dict:
         """What a trigger records: the window, the champion's AP then and now, per version
@@ -257,6 +324,7 @@ class PerformanceFinding:
             "relative_ap_drop": self.severity,
             "live": self.live,
             "segments": self.segments,
+            "daily_drops": self.daily_drops,
         }
 
 
@@ -303,9 +371,11 @@ def live_performance(
         why = f"no reference AP for {champion.tag}"
         return _with(finding, model_tag=champion.tag, reason=why, segments=segments)
     drop = max(0.0, (reference - live_ap) / reference)
+    mine_rows = frame[frame["model_version"] == champion.tag]
     return _with(
         finding,
         severity=drop,
+        daily_drops=_daily_drops(mine_rows, reference, min_frauds),
         model_tag=champion.tag,
         reference_ap=reference,
         reference_source=source,
@@ -314,6 +384,20 @@ def live_performance(
         f"({mine.overall.positives} frauds, {first}..{last}) against {reference:.3f} "
         f"({source}): relative drop {drop:.1%}",
     )
+
+
+def _daily_drops(rows: pd.DataFrame, reference: float, min_frauds: int) -> dict[str, float]:
+    """Relative AP drop against ``reference`` per transaction day with ``min_frauds`` frauds."""
+    from sklearn.metrics import average_precision_score
+
+    days = pd.to_datetime(rows["partition_date"]).dt.date
+    out = {}
+    for day, part in rows.groupby(days, sort=True):
+        if part["label"].sum() < min_frauds or part["label"].nunique() < 2:
+            continue
+        ap = float(average_precision_score(part["label"], part["fraud_probability"]))
+        out[day.isoformat()] = round(max(0.0, (reference - ap) / reference), 4)
+    return out
 
 
 def _with(finding: PerformanceFinding, **changes) -> PerformanceFinding:

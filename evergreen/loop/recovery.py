@@ -189,8 +189,10 @@ def mean_ap(frame: pd.DataFrame, column: str, first: dt.date, last: dt.date) -> 
 def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
     """Accepted follow-up retrains whose model went on to serve (the gate promoted it and a
     rollout put it in front of traffic): (the follow-up's data day, which is its cut-off, and
-    the model's tag), oldest first. A follow-up whose candidate the gate kept out is not one."""
-    from evergreen.loop.live_data import served_days
+    the model's tag), oldest first. Served means it answered live payments whose labels have
+    matured (``matured_served_rows``): a follow-up whose candidate the gate kept out is not
+    one, nor one whose canary only saw its warm-ups and probes before it was rolled back."""
+    from evergreen.loop.live_data import matured_served_rows
     from evergreen.loop.retrain_policy import RetrainGovernor
     from evergreen.models.registry import ModelRegistry
     from evergreen.warehouse import warehouse
@@ -207,7 +209,7 @@ def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
     with warehouse(settings, read_only=True) as conn:
         for day in days:
             tags = [r.tag for r in records if r.cutoff == day.isoformat()]
-            served = [tag for tag in tags if served_days(conn, tag)]
+            served = [tag for tag in tags if matured_served_rows(conn, tag)]
             if served:
                 found.append((day, served[0]))
     return found

@@ -2,7 +2,8 @@
 its start day:
 
 - ``concept``: a new fraud pattern, small night-time payments by stolen south-east cards
-  (``drift.night_takeover``), 1 % of the volume; a model trained before it largely misses it.
+  (``drift.night_takeover``), as many as the day's handbook frauds; a model trained before it
+  largely misses it.
 - ``covariate``: spending inflation, amounts x1.3, and 30 % of pos customers move to mobile.
 - ``gradual``: both, growing linearly to full strength over ``GRADUAL_RAMP_DAYS`` (two weeks).
 - ``none``: nothing drifts (the handbook's statistics).

@@ -40,7 +40,8 @@ def generate_day(cfg: SimulatorConfig, population: Population, day_index: int) -
     apply_frauds(batch, cfg.seed, day_index, population.n_customers, population.n_terminals)
     concept = cfg.drift_intensity(cfg.concept_drift_start, date)
     if concept > 0:
-        pattern = night_takeover(population, cfg.seed, day_index, len(batch), concept)
+        handbook_frauds = int(batch.fraud.sum())
+        pattern = night_takeover(population, cfg.seed, day_index, handbook_frauds, concept)
         batch = batch.concat(pattern)
     return to_frame(batch, population, date, covariate)
 

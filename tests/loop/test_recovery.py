@@ -127,15 +127,19 @@ def test_a_follow_up_counts_as_served_only_when_its_model_served(
     quick_models,
 ):
     """The e2e test and the benchmark judge the days after a follow-up whose model served: one
-    whose candidate the gate kept out (or that never reached traffic) is not such a one."""
+    whose candidate the gate kept out, or that answered only warm-ups and probes, is not one."""
     from evergreen.loop.recovery import served_follow_ups
     from tests.conftest import day
     from tests.sensors.conftest import LIVE_DAYS, load_live_days, log_predictions, register, rows_of
 
     served_day, kept_out_day = day(19), day(21)
     served = register(loop_home, quick_models[0], cutoff=served_day)
-    register(loop_home, quick_models[1], cutoff=kept_out_day)  # trained, never served
+    # Trained, and its canary answered only warm-ups and probes (no label ever lands on them).
+    probed = register(loop_home, quick_models[1], cutoff=kept_out_day)
     log_predictions(loop_home, rows_of(training_frame, LIVE_DAYS[:1]), served)
+    probes = rows_of(training_frame, LIVE_DAYS[:1]).head(20)
+    unlabelled = probes.assign(transaction_id=probes["transaction_id"] + 10**15)
+    log_predictions(loop_home, unlabelled, probed)
     load_live_days(loop_home, instance, LIVE_DAYS[:1])
     governor = RetrainGovernor(loop_home)
     for when in (served_day, kept_out_day):

@@ -67,6 +67,10 @@ def test_decay_on_matured_labels_asks_for_a_retrain_once(
     record, *follow_ups = RetrainGovernor(settings).history()
     assert [f["outcome"] for f in follow_ups] == ["scheduled", "scheduled"]
     assert all("have matured by" in f["reason"] for f in follow_ups)
+    # Dated from the decay's first day in the window, not the window's last day.
+    judged = live_performance(settings, day(24))
+    start = judged.decay_start(RetrainPolicy().performance_enter)
+    assert follow_ups[0]["evidence"]["drift_first_day"] == start.isoformat()
     assert record["outcome"] == "accepted" and record["severity"] >= 0.5
     evidence = record["evidence"]
     assert evidence["live"][tag]["average_precision"] < evidence["reference_ap"] / 2

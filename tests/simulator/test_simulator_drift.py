@@ -1,5 +1,5 @@
-"""Concept drift adds a new fraud pattern; covariate drift shifts amounts and channels; a
-gradual drift ramps both; the named scenarios switch them on."""
+"""Concept drift adds a new fraud pattern (as many frauds as the handbook's); covariate drift
+shifts amounts and channels; a gradual drift ramps both; the named scenarios switch them on."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from evergreen.simulator import DriftScenario, SimulatorConfig, build_population, generate_day
+from evergreen.simulator.drift import CONCEPT_FRAUD_RATIO
 from evergreen.simulator.population import SOUTH_EAST
 
 START = dt.date(2018, 4, 1)
@@ -60,7 +61,7 @@ def test_concept_drift_injects_night_takeover(population) -> None:
     before = generate_day(cfg, population, DRIFT_DAY - 1)
     pd.testing.assert_frame_equal(before, generate_day(clean, population, DRIFT_DAY - 1))
     assert (before["tx_fraud_scenario"] != 4).all()
-    injected, terminals = 0, set()
+    injected, handbook, terminals = 0, 0, set()
     for index in range(DRIFT_DAY, BASE["days"]):
         truth = generate_day(cfg, population, index)
         new = truth[truth["tx_fraud_scenario"] == 4]
@@ -76,8 +77,9 @@ def test_concept_drift_injects_night_takeover(population) -> None:
         pd.testing.assert_frame_equal(rest.reset_index(drop=True), base)
         assert truth["transaction_id"].is_unique
         injected += len(new)
+        handbook += int(base["tx_fraud"].sum())
         terminals |= set(new["terminal_id"])
-    expected = 0.01 * len(base) * (BASE["days"] - DRIFT_DAY)
+    expected = CONCEPT_FRAUD_RATIO * handbook
     assert 0.7 * expected < injected < 1.3 * expected
     # Spread over the owners' terminals, not a ring: no terminal's risk gives it away.
     assert len(terminals) > 0.8 * injected
