@@ -128,7 +128,9 @@ def _spread(amounts: list[float], amount: float) -> list[float | None]:
     if not amounts:
         return [None, None]
     mean = sum(amounts, 0.0) / len(amounts)
-    std = math.sqrt(sum((a - mean) ** 2 for a in amounts) / len(amounts))
+    # ``d * d``, not ``d ** 2``: a float product past the largest float is inf, as DuckDB's
+    # ``stddev_pop`` gives, where ``**`` raises OverflowError (a 1e200 amount was a 500).
+    std = math.sqrt(sum((a - mean) * (a - mean) for a in amounts) / len(amounts))
     return [std, (amount - mean) / std if std > 0 else None]
 
 

@@ -195,3 +195,15 @@ def test_timestamps_far_from_the_data_time_are_named_out_of_bounds():
     behind = out_of_bounds(now - MAX_BEHIND - dt.timedelta(seconds=1), now)
     assert "tx_datetime" in ahead and "after the data's current time" in ahead
     assert "tx_datetime" in behind and "before the data's current time" in behind
+
+
+def test_the_spread_of_amounts_past_the_float_range_is_inf_not_an_error():
+    """A schema-valid but absurd amount (1e200) squared passes the largest float: the spread
+    is inf, as DuckDB's ``stddev_pop`` gives, not an OverflowError (it was a 500)."""
+    import math
+
+    from evergreen.features.realtime import _spread
+
+    std, zscore = _spread([1e200, 1.0], 5.0)
+    assert math.isinf(std) and zscore == 0.0
+    assert _spread([10.0, 20.0], 25.0) == [5.0, 2.0]

@@ -43,6 +43,14 @@ def inflate_amounts(frame: pd.DataFrame, factor: float = 3.0, days: int = 8) -> 
         for name in (f"card_amount_sum_{window}", f"card_amount_mean_{window}"):
             out[name] = out[name] * moved
         out[f"card_amount_to_mean_{window}"] = out["amount"] / out[f"card_amount_mean_{window}"]
+        if f"card_amount_max_{window}" in out:  # the card's largest earlier amount
+            out[f"card_amount_max_{window}"] *= moved
+            out[f"card_amount_to_max_{window}"] = out["amount"] / out[f"card_amount_max_{window}"]
+    if "card_amount_std_30d" in out:  # the 30-day spread scales as its window's amounts
+        out["card_amount_std_30d"] *= 1 + (factor - 1) * days / 30
+        out["card_amount_zscore_30d"] = (out["amount"] - out["card_amount_mean_30d"]) / out[
+            "card_amount_std_30d"
+        ]
     return out
 
 
