@@ -4,6 +4,7 @@ Tests that need a clean state take a fresh database (``postgres_db``) or flush R
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import tempfile
@@ -26,16 +27,23 @@ def redis_server(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
-    # Not under pytest's temp root: that is root's only (0700), and the server runs as postgres.
-    folder = Path(tempfile.mkdtemp(prefix="evergreen-pg-"))
+@contextlib.contextmanager
+def _throwaway_postgres(prefix: str):
+    """A PostgreSQL server in a temp folder of its own, stopped and removed at the end. Not
+    under pytest's temp root: that is root's only (0700), and the server runs as postgres."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     server = PostgresServer(folder, free_port())
     try:
         yield server.start()
     finally:
         server.stop("immediate")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    with _throwaway_postgres("evergreen-pg-") as server:
+        yield server
 
 
 @pytest.fixture
@@ -48,10 +56,5 @@ def postgres_db(postgres_server) -> str:
 def fault_postgres():
     """A PostgreSQL of its own for the fault tests, which stop and restart it: the session's
     server stays up for every other test."""
-    folder = Path(tempfile.mkdtemp(prefix="evergreen-pg-faults-"))
-    server = PostgresServer(folder, free_port())
-    try:
-        yield server.start()
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(folder, ignore_errors=True)
+    with _throwaway_postgres("evergreen-pg-faults-") as server:
+        yield server

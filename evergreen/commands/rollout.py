@@ -261,11 +261,16 @@ def _render_kubernetes(spec, image, out, steps, step_seconds, replicas, as_json)
     errors = validate_manifests(manifests)
     out = out or get_settings().serving_dir / "kubernetes" / spec.model_version.replace(":", "-")
     paths = render_manifests(spec, image, out, options)
+    _report_rendered(paths, errors, as_json)
+
+
+def _report_rendered(paths: dict[str, Path], errors: list[str], as_json: bool) -> None:
+    """Say where rendered files went and whether they validated; exit 1 when they did not."""
     if as_json:
         _echo_json({"paths": {k: str(v) for k, v in paths.items()}, "errors": errors})
     else:
-        for flavour, path in paths.items():
-            console.print(f"{flavour}: {path}")
+        for name, path in paths.items():
+            console.print(f"{name}: {path}")
         console.print("valid" if not errors else "INVALID:\n" + "\n".join(errors))
     if errors:
         raise typer.Exit(1)
@@ -292,14 +297,7 @@ def helm_values_command(
     errors += validate_manifests([worker_deployment(image)])
     out = out or settings.serving_dir / "kubernetes" / "dagster"
     paths = render_helm_values(settings, image, out)
-    if as_json:
-        _echo_json({"paths": {k: str(v) for k, v in paths.items()}, "errors": errors})
-    else:
-        for name, path in paths.items():
-            console.print(f"{name}: {path}")
-        console.print("valid" if not errors else "INVALID:\n" + "\n".join(errors))
-    if errors:
-        raise typer.Exit(1)
+    _report_rendered(paths, errors, as_json)
 
 
 def rollback_command(
