@@ -166,11 +166,11 @@ def _mean_ratio(canary_mean: float, baseline_mean: float) -> float:
 def judge(
     canary: RevisionWindow,
     baseline: RevisionWindow | None,
-    scores: ScoreComparison | None,
+    scores: ScoreComparison | str | None,
     policy: AnalysisPolicy,
     window_s: float,
 ) -> Analysis:
-    """The verdict on a canary window."""
+    """The verdict on a canary window; ``scores`` is the comparison, or why there is none."""
     reasons, notes = [], []
     if canary.requests < policy.min_requests:
         notes.append(f"only {canary.requests} canary requests (< {policy.min_requests})")
@@ -187,8 +187,9 @@ def judge(
             f"p99 {canary.p99_ms:.0f} ms > {policy.max_p99_ms:.0f} ms and > "
             f"{policy.p99_factor:g} x baseline ({reference:.0f} ms)"
         )
-    if scores is None:
-        notes.append("scores not compared (too few samples or the same model)")
+    if not isinstance(scores, ScoreComparison):
+        notes.append(scores or "scores not compared")
+        scores = None
     elif not scores.passed:
         against = baseline.model_version if baseline else "the baseline"
         reasons.append(

@@ -4,8 +4,15 @@
 the window opens, and marks where each prediction-log file ends; when it closes, it takes the
 deltas and the predictions logged meanwhile, by model version. When the log holds too few
 scores of either revision (little traffic, or a replica that does not log), the same
-transactions (those just logged, or seeded synthetic ones) are sent straight to one replica of
-each revision, and those scores are compared instead.
+transactions (those just logged) are sent straight to one replica of each revision, and those
+scores are compared instead.
+
+Only payments scored on all their features judge a model's scores (``judges_scores``). Warm-ups,
+probes and the demo's heartbeat pay on cards and terminals no real payment has: their batch
+features are missing, and two sound models extrapolate there as they please (a demo's canary
+was rolled back on a KS of 0.88 over heartbeat traffic alone, a model the gate had just measured
+better on the same week's labels). A window without such payments compares no scores, and says
+so: the gate judged the model on labels, and the infra validation that it serves as it scored.
 """
 
 from __future__ import annotations
@@ -153,13 +160,14 @@ class AnalysisWindow:
             delta.quantile_ms(0.99),
         )
 
-    def _scores(self, revisions: dict[str, RevisionState]) -> ScoreComparison | None:
+    def _scores(self, revisions: dict[str, RevisionState]) -> ScoreComparison | str:
+        """The score comparison, or why there is none."""
         if self.baseline is None:
-            return None
+            return "no baseline to compare scores with"
         canary, baseline = revisions[self.canary], revisions[self.baseline]
         if canary.model_version == baseline.model_version:
-            return None
-        records = self.tail.records()
+            return "the same model on both sides: scores not compared"
+        records = [r for r in self.tail.records() if judges_scores(r)]
         by_version: dict[str, list[float]] = {}
         for record in records:
             by_version.setdefault(record.get("model_version"), []).append(
@@ -174,18 +182,29 @@ class AnalysisWindow:
 
     def _probe(
         self, canary: RevisionState, baseline: RevisionState, records: list[dict]
-    ) -> ScoreComparison | None:
+    ) -> ScoreComparison | str:
+        enough = self.policy.min_score_samples
+        if len(records) < enough:
+            return (
+                f"scores not compared: {len(records)} payment(s) with all their features in the "
+                f"window (< {enough}); warm-ups, probes and heartbeats say how models "
+                "extrapolate, not how they score"
+            )
         n = self.policy.probe_requests
         payloads = [{k: r[k] for k in REQUEST_FIELDS if k in r} for r in records[-n:]]
-        if len(payloads) < n:
-            payloads += probe_transactions(self.settings, n - len(payloads), self.seed)
         urls = [_ready_url(canary), _ready_url(baseline)]
         if None in urls:
-            return None
+            return "scores not compared: no ready replica to probe on one side"
         scores_c, scores_b = probe_scores(urls[0], payloads), probe_scores(urls[1], payloads)
-        if min(len(scores_c), len(scores_b)) < self.policy.min_score_samples:
-            return None
+        if min(len(scores_c), len(scores_b)) < enough:
+            return f"scores not compared: fewer than {enough} probes answered on one side"
         return compare_scores(scores_c, scores_b, self.policy, "probe")
+
+
+def judges_scores(record: dict) -> bool:
+    """A logged payment scored on all its features: one whose score says how a model scores
+    (not a warm-up's, probe's or heartbeat's, on cards and terminals of their own)."""
+    return not record.get("features_missing")
 
 
 def _ready_url(revision: RevisionState) -> str | None:

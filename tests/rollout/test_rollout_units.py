@@ -2,10 +2,12 @@
 configuration (checked by Caddy itself), the ledger's append-only tables, locks, strategies,
 Kubernetes manifests (schema-validated) and container commands."""
 
+import datetime as dt
 import json
 import sqlite3
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from evergreen.rollout import caddy
 from evergreen.rollout.analysis import AnalysisPolicy, RevisionWindow, compare_scores, judge, psi
 from evergreen.rollout.container import ContainerEngineError, ContainerTarget, engine_available
+from evergreen.rollout.evidence import AnalysisWindow
 from evergreen.rollout.kubernetes import (
     deployment_manifests,
     render_manifests,
@@ -106,6 +109,44 @@ def test_score_comparison_fails_a_shifted_model_only():
     verdict = judge(window(), window(version="old"), shifted, policy, 3)
     assert not verdict.passed and "score distribution differs from old" in verdict.reasons[0]
     assert psi(baseline, baseline) == pytest.approx(0.0)
+
+
+def test_only_payments_scored_on_all_their_features_judge_a_canarys_scores(tmp_path):
+    """A window of heartbeat payments (cards no real payment has: batch features missing) says
+    how two models extrapolate, not how they score: no verdict on scores, and the note says
+    why. The same shift on payments with their features fails the canary."""
+    settings = rollout_settings(tmp_path / "home")
+    window = AnalysisWindow(settings, "r2", "r1", AnalysisPolicy())
+    window.tail.mark()
+    revisions = {
+        "r2": SimpleNamespace(model_version="new", replicas=[]),
+        "r1": SimpleNamespace(model_version="old", replicas=[]),
+    }
+    rng = np.random.default_rng(0)
+    log = settings.predictions_dir / "date=2018-04-20" / "replica.jsonl"
+    log.parent.mkdir(parents=True)
+
+    def append(version: str, scores, missing: list[str]) -> None:
+        at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+        with log.open("a") as handle:
+            for score in scores:
+                record = {"predicted_at": at, "model_version": version, "customer_id": 1}
+                record |= {"fraud_probability": float(score), "features_missing": missing}
+                handle.write(json.dumps(record) + "\n")
+
+    heartbeat = ["customer_spending", "terminal_risk"]
+    append("new", rng.beta(2, 5, 100) / 10, heartbeat)  # 3x apart, KS ~1
+    append("old", rng.beta(2, 5, 100) / 3, heartbeat)
+    why = window._scores(revisions)
+    assert isinstance(why, str) and "0 payment(s) with all their features" in why
+    verdict = judge(RevisionWindow("r2", "new", 100, 0, 5.0), None, why, AnalysisPolicy(), 3)
+    assert verdict.passed and why in verdict.notes
+
+    append("new", rng.beta(2, 5, 60) / 10, [])
+    append("old", rng.beta(2, 5, 60) / 3, [])
+    compared = window._scores(revisions)
+    assert compared.source == "prediction log" and compared.canary_n == 60
+    assert not compared.passed
 
 
 def test_the_readme_states_the_score_gate_the_code_applies():
