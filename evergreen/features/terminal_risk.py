@@ -68,12 +68,18 @@ def _days_before_known(at: str) -> str:
     return f"coalesce(epoch(CAST($day + 1 AS TIMESTAMP) - {at}) / 86400.0, 0)"
 
 
+def _landed_window(w: int) -> list[str]:
+    """The terminal's labelled payments whose labels landed in the last ``w`` days, and
+    their fraud share."""
+    within = f"landed_on > $day - {w}"
+    return [
+        f"count(*) FILTER (WHERE {within}) AS terminal_n_tx_{w}d",
+        f"coalesce(avg(label) FILTER (WHERE {within}), 0) AS terminal_risk_{w}d",
+    ]
+
+
 def _select_list() -> str:
-    parts = []
-    for w in WINDOWS:
-        within = f"landed_on > $day - {w}"
-        parts.append(f"count(*) FILTER (WHERE {within}) AS terminal_n_tx_{w}d")
-        parts.append(f"coalesce(avg(label) FILTER (WHERE {within}), 0) AS terminal_risk_{w}d")
+    parts = [column for w in WINDOWS for column in _landed_window(w)]
     run = "label = 1 AND (legit_at IS NULL OR tx_datetime > legit_at)"
     parts += [
         f"count(*) FILTER (WHERE {run}) AS terminal_run_frauds",
@@ -89,9 +95,7 @@ def _select_list() -> str:
         f"coalesce(avg(label) FILTER (WHERE {recent}), 0) AS terminal_risk_tx_{n}d",
         f"{_days_before_known(first_fraud)} AS terminal_first_fraud_age_{n}d",
     ]
-    within, w = f"landed_on > $day - {RECENT_LANDED_DAYS}", RECENT_LANDED_DAYS
-    parts.append(f"count(*) FILTER (WHERE {within}) AS terminal_n_tx_{w}d")
-    parts.append(f"coalesce(avg(label) FILTER (WHERE {within}), 0) AS terminal_risk_{w}d")
+    parts += _landed_window(RECENT_LANDED_DAYS)
     return ",\n    ".join(parts)
 
 
