@@ -51,17 +51,13 @@ def score_periods(
     with warehouse(settings, read_only=True) as conn:
         labels_by = newest_label_day(conn)
         for period in periods:
-            frame = matured_predictions(conn, period.first_day, period.last_day, labels_by)
-            frame = _one_per_transaction(frame)
+            frame = matured_predictions(
+                conn, period.first_day, period.last_day, labels_by, served_only=True
+            )
             if oracle is not None:
                 frame = frame.merge(oracle.drop_duplicates("transaction_id"), "left")
             scores.append(_score(period, frame, frozen))
     return scores
-
-
-def _one_per_transaction(frame: pd.DataFrame) -> pd.DataFrame:
-    """A transaction answered by two revisions (a canary's retry) counts once."""
-    return frame.drop_duplicates("transaction_id")
 
 
 def _score(period: Period, frame: pd.DataFrame, frozen) -> PeriodScore:

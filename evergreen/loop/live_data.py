@@ -72,15 +72,20 @@ def matured_predictions(
     last_day: dt.date,
     labels_by: dt.date,
     model_version: str | None = None,
+    served_only: bool = False,
 ) -> pd.DataFrame:
     """Logged predictions of transaction days ``first_day..last_day`` whose label landed by
     ``labels_by``, one row per (transaction, model version), with the label and features.
 
     A transaction scored twice by the same model (a retried request) counts once; a label
-    delivered twice counts as its newest delivery."""
+    delivered twice counts as its newest delivery. ``served_only`` keeps one row per
+    transaction: its last logged answer, the one its client received (a router retries a
+    failed request on another revision, so an earlier answer of another model never
+    reached the client)."""
     if not (table_exists(conn, LIVE_TABLE) and table_exists(conn, LABELS_TABLE)):
         return pd.DataFrame(columns=[*ROW_COLUMNS, *REQUEST_COLUMNS, *LOGGED_FEATURES, "label"])
     version = "AND model_version = $version" if model_version else ""
+    partition = "transaction_id" if served_only else "transaction_id, model_version"
     params = {"first": first_day, "last": last_day, "labels_by": labels_by}
     if model_version:
         params["version"] = model_version
@@ -88,7 +93,7 @@ def matured_predictions(
         f"""
         WITH logged AS (
             SELECT {feature_columns()}, partition_date,
-                   row_number() OVER (PARTITION BY transaction_id, model_version
+                   row_number() OVER (PARTITION BY {partition}
                                       ORDER BY predicted_at DESC, request_id) AS nth
             FROM {LIVE_TABLE}
             WHERE partition_date BETWEEN $first AND $last {version}

@@ -54,8 +54,7 @@ def matured_day_rows(settings: EvergreenSettings, first: dt.date, last: dt.date)
 
     with warehouse(settings, read_only=True) as conn:
         labels_by = newest_label_day(conn) or settings.start_date
-        frame = matured_predictions(conn, first, last, labels_by)
-    frame = frame.drop_duplicates("transaction_id")  # a canary's retry counts once
+        frame = matured_predictions(conn, first, last, labels_by, served_only=True)
     frame["day"] = pd.to_datetime(frame["partition_date"]).dt.date
     return frame
 
