@@ -21,9 +21,12 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/evergreen demo
 
+# Two workers (pytest-xdist), each file on one worker in its order (its module fixtures and
+# order-dependent steps stay together); conftest puts the demo's file first.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed chromium podman servers
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The browser the UI test drives: Debian's chromium (Playwright never downloads a browser).
 chromium:
