@@ -241,7 +241,9 @@ def apply_review(settings: EvergreenSettings, review: PromotionReview, actor: st
 
 
 def _record(settings: EvergreenSettings, review: PromotionReview) -> None:
-    with _connect(settings) as conn:
+    """Record the review once (``ledger.write``: also across a PostgreSQL restart)."""
+
+    def insert(conn) -> None:
         conn.execute(
             "INSERT INTO promotion_reviews (recorded_at, tag, crowned_event_id, predecessor, "
             "outcome, days, reason, numbers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -256,3 +258,5 @@ def _record(settings: EvergreenSettings, review: PromotionReview) -> None:
                 json.dumps(review.numbers, default=str, sort_keys=True),
             ),
         )
+
+    ledger_db.write(lambda: _connect(settings), insert)

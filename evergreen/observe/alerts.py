@@ -100,11 +100,12 @@ def _parsed(payload: object) -> tuple[str, list[dict]]:
 def record_notification(settings: EvergreenSettings, payload: object) -> int:
     """Record the alerts of one webhook notification (``BadNotification`` when it is not
     one); returns how many rows were added (0 for a repeat)."""
-    from evergreen.models.ledger import now, transaction
+    from evergreen.models.ledger import now, write
 
     receiver, alerts = _parsed(payload)
-    added = 0
-    with _connect(settings) as conn, transaction(conn):
+
+    def insert_new(conn) -> int:
+        added = 0
         for alert in alerts:
             labels, annotations = alert.get("labels") or {}, alert.get("annotations") or {}
             key = (alert["fingerprint"], alert["startsAt"], alert["status"])
@@ -135,7 +136,9 @@ def record_notification(settings: EvergreenSettings, payload: object) -> int:
                 ],
             )
             added += 1
-    return added
+        return added
+
+    return write(lambda: _connect(settings), insert_new)
 
 
 def _row(r) -> AlertRow:

@@ -32,6 +32,7 @@ from evergreen.rollout.records import (
     rollout_ledger,
     timestamp,
     unfinished_rollouts,
+    write_rows,
 )
 from evergreen.rollout.revisions import RevisionSpec
 from evergreen.rollout.state import (
@@ -118,8 +119,12 @@ class _Run:
 
     def record(self, phase: str, outcome: str = "ok", detail: str = "", analysis=None) -> None:
         weights = read_state(self.controller.settings).weights()
-        with rollout_ledger(self.controller.settings) as conn:
-            insert_step(conn, self.rollout_id, phase, weights, outcome, detail, analysis)
+        write_rows(
+            self.controller.settings,
+            lambda conn: insert_step(
+                conn, self.rollout_id, phase, weights, outcome, detail, analysis
+            ),
+        )
 
     def warm_up(self, requests: int) -> None:
         if requests <= 0:
@@ -224,20 +229,19 @@ class RolloutController:
         reason: str,
         target: str | None = None,
     ) -> str:
-        with rollout_ledger(self.settings) as conn:
-            return insert_rollout(
-                conn,
-                kind=kind,
-                target=target or self.supervisor.target.name,
-                revision=revision,
-                model_version=spec.model_version,
-                source=spec.source,
-                from_revision=old.name if old else None,
-                from_model_version=old.model_version if old else None,
-                config={**config, "replicas": spec.replicas},
-                actor=self.actor,
-                reason=reason or f"deploy {spec.source}",
-            )
+        row = {
+            "kind": kind,
+            "target": target or self.supervisor.target.name,
+            "revision": revision,
+            "model_version": spec.model_version,
+            "source": spec.source,
+            "from_revision": old.name if old else None,
+            "from_model_version": old.model_version if old else None,
+            "config": {**config, "replicas": spec.replicas},
+            "actor": self.actor,
+            "reason": reason or f"deploy {spec.source}",
+        }
+        return write_rows(self.settings, lambda conn: insert_rollout(conn, **row))
 
     def _fail(self, run: _Run, detail: str) -> None:
         if run.new is not None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from evergreen.settings import EvergreenSettings
 
@@ -94,6 +94,18 @@ def rollout_ledger(settings: EvergreenSettings) -> Iterator[sqlite3.Connection]:
 
     with ledger(settings, SCHEMA) as conn:
         yield conn
+
+
+T = TypeVar("T")
+
+
+def write_rows(settings: EvergreenSettings, body: Callable[[sqlite3.Connection], T]) -> T:
+    """``body(conn)`` as one ledger write (``ledger.write``) on the rollout tables: it takes
+    effect exactly once, also when PostgreSQL drops the connection under it (run again on a
+    new one unless it had committed). ``body`` only inserts: it may run twice."""
+    from evergreen.models.ledger import write
+
+    return write(lambda: rollout_ledger(settings), body)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from evergreen.rollout.records import (
     insert_replica_event,
     insert_routing_change,
     now,
-    rollout_ledger,
+    write_rows,
 )
 from evergreen.rollout.revisions import RevisionSpec
 from evergreen.rollout.state import (
@@ -215,12 +215,11 @@ class Supervisor:
                 raise
             state.revisions[name] = revision
             self._apply(state)
-        with rollout_ledger(self.settings) as conn:
-            for replica in revision.replicas:
-                pid = replica.process.pid if replica.process else None
-                insert_replica_event(
-                    conn, name, replica.index, "started", pid, replica.port, spec.source
-                )
+        started = [
+            (name, r.index, "started", r.process.pid if r.process else None, r.port, spec.source)
+            for r in revision.replicas
+        ]
+        write_rows(self.settings, lambda conn: _replica_events(conn, started))
         return name
 
     def wait_ready(self, name: str, timeout_s: float | None = None) -> float:
@@ -284,21 +283,13 @@ class Supervisor:
         )
         fresh.restarts = replica.restarts + 1
         fresh.failed_starts = 0 if replica.ready else replica.failed_starts + 1
-        with rollout_ledger(self.settings) as conn:
-            dead = replica.process.pid if replica.process else None
-            insert_replica_event(
-                conn, revision.name, replica.index, "died", dead, replica.port, "not running"
-            )
-            pid = fresh.process.pid if fresh.process else None
-            insert_replica_event(
-                conn,
-                revision.name,
-                replica.index,
-                "restarted",
-                pid,
-                port,
-                f"restart {fresh.restarts}",
-            )
+        dead = replica.process.pid if replica.process else None
+        pid = fresh.process.pid if fresh.process else None
+        events = [
+            (revision.name, replica.index, "died", dead, replica.port, "not running"),
+            (revision.name, replica.index, "restarted", pid, port, f"restart {fresh.restarts}"),
+        ]
+        write_rows(self.settings, lambda conn: _replica_events(conn, events))
         return fresh
 
     def _mark_ready(self, name: str, seen: ReplicaState) -> None:
@@ -312,9 +303,9 @@ class Supervisor:
                 target.record_workers(replica)
             replica.ready = True
             self._apply(state)
-        with rollout_ledger(self.settings) as conn:
-            pid = replica.process.pid if replica.process else None
-            insert_replica_event(conn, name, index, "ready", pid, replica.port, "readyz 200")
+        pid = replica.process.pid if replica.process else None
+        ready = [(name, index, "ready", pid, replica.port, "readyz 200")]
+        write_rows(self.settings, lambda conn: _replica_events(conn, ready))
 
     def set_weights(
         self, weights: dict[str, int], cause: str, rollout_id: str | None = None
@@ -329,8 +320,10 @@ class Supervisor:
             self._apply(state)
             applied = state.weights()
             models = {r.name: r.model_version for r in state.live()}
-        with rollout_ledger(self.settings) as conn:
-            insert_routing_change(conn, applied, models, cause, rollout_id)
+        write_rows(
+            self.settings,
+            lambda conn: insert_routing_change(conn, applied, models, cause, rollout_id),
+        )
         return applied
 
     def in_flight(self, name: str) -> float:
@@ -375,10 +368,11 @@ class Supervisor:
                 replica.ready = False
             self._apply(state)
             _prune(state)
-        with rollout_ledger(self.settings) as conn:
-            for replica in revision.replicas:
-                pid = replica.process.pid if replica.process else None
-                insert_replica_event(conn, name, replica.index, "stopped", pid, replica.port, cause)
+        stopped = [
+            (name, r.index, "stopped", r.process.pid if r.process else None, r.port, cause)
+            for r in revision.replicas
+        ]
+        write_rows(self.settings, lambda conn: _replica_events(conn, stopped))
 
     # The watchdog.
 
@@ -435,25 +429,30 @@ class Supervisor:
             models = {r.name: r.model_version for r in state.live()}
             applied = state.weights()
         actions = [f"{role} replaced: {why}" for role, why in replaced]
-        with rollout_ledger(self.settings) as conn:
-            for role, why in replaced:
-                cause = f"{role} replaced: {why}; the state's configuration again"
-                insert_routing_change(conn, applied, models, cause, None)
-            for role, shares in found.items():
-                foreign = ", ".join(f"{dial} {share}" for dial, share in shares.items())
-                foreign = foreign or "no upstream"
-                weights = _revision_shares(shares, by_dial)
-                if role == "edge" and weights == {"router": 100}:  # still all to the router
-                    weights = applied
-                cause = (
-                    f"{role} drift found: its live configuration was changed outside evergreen "
-                    f"(routing {foreign})"
-                )
+        changes = [
+            (applied, f"{role} replaced: {why}; the state's configuration again")
+            for role, why in replaced
+        ]
+        for role, shares in found.items():
+            foreign = ", ".join(f"{dial} {share}" for dial, share in shares.items())
+            foreign = foreign or "no upstream"
+            weights = _revision_shares(shares, by_dial)
+            if role == "edge" and weights == {"router": 100}:  # still all to the router
+                weights = applied
+            cause = (
+                f"{role} drift found: its live configuration was changed outside evergreen "
+                f"(routing {foreign})"
+            )
+            restored = f"{role} drift restored: the state's weights again"
+            changes += [(weights, cause), (applied, restored)]
+            actions.append(f"{role} drift restored (it routed {foreign})")
+
+        def record(conn) -> None:
+            for weights, cause in changes:
                 insert_routing_change(conn, weights, models, cause, None)
-                insert_routing_change(
-                    conn, applied, models, f"{role} drift restored: the state's weights again", None
-                )
-                actions.append(f"{role} drift restored (it routed {foreign})")
+
+        if changes:
+            write_rows(self.settings, record)
         return actions
 
     def intended_configs(self, state: ServingState) -> list[tuple[CaddyRef, dict]]:
@@ -615,9 +614,14 @@ class Supervisor:
             state.router = state.edge = None
         stopped += caddies
         if stopped:
-            with rollout_ledger(self.settings) as conn:
-                insert_routing_change(conn, {}, {}, cause, None)
+            write_rows(self.settings, lambda conn: insert_routing_change(conn, {}, {}, cause, None))
         return stopped
+
+
+def _replica_events(conn, events: list[tuple]) -> None:
+    """Record replica events, each ``(revision, replica, event, pid, port, detail)``."""
+    for event in events:
+        insert_replica_event(conn, *event)
 
 
 def _revision_shares(found: dict[str, int], by_dial: dict[str, str]) -> dict[str, int]:

@@ -25,28 +25,25 @@ def _cluster(tmp_path, url: str) -> EvergreenSettings:
     ).ensure_dirs()  # fmt: skip
 
 
-def test_decisions_are_recorded_once_across_postgres_restarts(fault_postgres, tmp_path):
-    """Two deciders record retrain decisions (a trigger each of its own data days) while the
-    server is stopped (fast: every connection dropped) and started again: no attempt fails,
-    and the ledger holds exactly one row per attempt."""
-    settings = _cluster(tmp_path, fault_postgres.create_database("ledger"))
-    governor = RetrainGovernor(settings)
-    governor.history()  # the table exists
+def _decide_across_a_restart(fault_postgres, decide) -> list[int]:
+    """Two deciders call ``decide(i)`` (each its own ``i``s) while the server is stopped
+    (fast: every connection dropped) and started again; asserts no call failed and returns
+    every ``i`` decided."""
     attempted, failed, stop = [], [], threading.Event()
 
-    def decide(first_day: int) -> None:
-        for i in range(first_day, first_day + 1000):
+    def decider(first: int) -> None:
+        for i in range(first, first + 1000):
             if stop.is_set():
                 return
             try:
-                governor.consider(Trigger("schedule", DAY + dt.timedelta(days=i)))
+                decide(i)
             except Exception as error:  # noqa: BLE001 - counted, the assertion says what
                 failed.append(f"{type(error).__name__}: {error}")
             attempted.append(i)
 
-    deciders = [threading.Thread(target=decide, args=(n * 1000,)) for n in range(2)]
-    for decider in deciders:
-        decider.start()
+    deciders = [threading.Thread(target=decider, args=(n * 1000,)) for n in range(2)]
+    for thread in deciders:
+        thread.start()
     try:
         time.sleep(0.7)
         before = len(attempted)
@@ -57,12 +54,50 @@ def test_decisions_are_recorded_once_across_postgres_restarts(fault_postgres, tm
         assert len(attempted) > before, "no decision was taken across the restart"
     finally:
         stop.set()
-        for decider in deciders:
-            decider.join(60)
-
+        for thread in deciders:
+            thread.join(60)
     assert not failed, failed[:3]
+    return attempted
+
+
+def test_decisions_are_recorded_once_across_postgres_restarts(fault_postgres, tmp_path):
+    """Retrain decisions (a trigger each of its own data day) taken across a restart: the
+    ledger holds exactly one row per attempt."""
+    settings = _cluster(tmp_path, fault_postgres.create_database("ledger"))
+    governor = RetrainGovernor(settings)
+    governor.history()  # the table exists
+
+    attempted = _decide_across_a_restart(
+        fault_postgres,
+        lambda i: governor.consider(Trigger("schedule", DAY + dt.timedelta(days=i))),
+    )
+
     days = sorted(dt.datetime.fromisoformat(h["data_time"]) for h in governor.history())
     assert days == sorted(DAY + dt.timedelta(days=i) for i in attempted)  # once each
+
+
+def test_rollout_records_are_written_once_across_postgres_restarts(fault_postgres, tmp_path):
+    """What the supervisor and the rollout controller record (here routing changes, through
+    their one writer) is recorded once per change across a restart, never lost."""
+    from evergreen.rollout.records import (
+        insert_routing_change,
+        rollout_ledger,
+        routing_changes,
+        write_rows,
+    )
+
+    settings = _cluster(tmp_path, fault_postgres.create_database("rollouts"))
+
+    def change(i: int) -> None:
+        write_rows(
+            settings, lambda conn: insert_routing_change(conn, {"r": 100}, {}, f"change {i}", None)
+        )
+
+    attempted = _decide_across_a_restart(fault_postgres, change)
+
+    with rollout_ledger(settings) as conn:
+        causes = sorted(c.cause for c in routing_changes(conn))
+    assert causes == sorted(f"change {i}" for i in attempted)
 
 
 class CommitEater:
