@@ -180,18 +180,21 @@ def prediction_drift(
 def window_warmup_days(feature: str, label_delay_days: int) -> int:
     """Days of data a feature's window needs behind a day to be full: its span (``_7d``,
     ``_24h``; the card's seconds since its previous transaction: the longest card window), plus
-    the label delay for the windows of landed labels (``terminal_n_tx_*``, ``terminal_risk_*``);
-    0 for a feature of the transaction alone."""
+    the label delay for every feature of landed labels (the terminal risk table), whose
+    features without a window in their name (the fraud run's) span the table's whole look-back
+    of landed labels; 0 for a feature of the transaction alone."""
     from evergreen.features.realtime import LONGEST_S, SECONDS_SINCE_PREVIOUS
+    from evergreen.features.terminal_risk import LONGEST as LABEL_LOOKBACK_DAYS
+    from evergreen.features.terminal_risk import TERMINAL_RISK
 
     if feature == SECONDS_SINCE_PREVIOUS:
         return LONGEST_S // 86_400
+    labelled = feature in TERMINAL_RISK.features
     match = _WINDOW.search(feature)
     if match is None:
-        return 0
+        return LABEL_LOOKBACK_DAYS + label_delay_days if labelled else 0
     size, unit = int(match[1]), match[2]
     days = size if unit == "d" else -(-size // 24)
-    labelled = feature.startswith(("terminal_n_tx_", "terminal_risk_"))
     return days + (label_delay_days if labelled else 0)
 
 

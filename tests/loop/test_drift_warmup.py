@@ -18,12 +18,16 @@ def test_a_window_needs_its_span_and_labelled_windows_the_label_delay_too():
     assert window_warmup_days("card_tx_count_24h", 7) == 1
     assert window_warmup_days("terminal_risk_7d", 7) == 14
     assert window_warmup_days("card_seconds_since_previous", 7) == 30
+    # Every landed-label feature waits for the labels; the fraud run's spans the whole feed.
+    assert window_warmup_days("terminal_labelled_tx_28d", 7) == 35
+    assert window_warmup_days("terminal_run_age_days", 7) == 37
 
 
 def test_the_quick_plans_first_reference_leaves_its_long_windows_unjudged(tmp_path):
     settings = EvergreenSettings(home=tmp_path, label_delay_days=3)
     warming = warming_features(settings, days(settings, 1, 10))  # 14 days of history
     assert {"customer_n_tx_30d", "amount_to_avg_30d", "card_tx_count_7d"} <= set(warming)
+    assert {"terminal_run_frauds", "terminal_run_age_days"} <= set(warming)  # 30 + 3 days
     assert {"amount", "tx_during_night", "card_tx_count_1h", "terminal_risk_1d"}.isdisjoint(warming)
 
 
