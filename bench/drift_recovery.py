@@ -203,13 +203,14 @@ def scenario_figures(run, summary) -> dict:
 
 
 def after_follow_up(daily, settings) -> dict:
-    """Served and frozen mean daily AP on the days after the first follow-up retrain whose
-    model served (``recovery.served_follow_ups``): the figure the e2e test asserts
-    (``tests/demo/test_demo.py``)."""
-    from evergreen.loop.recovery import mean_ap, served_follow_ups
+    """Served and frozen mean daily AP on the days after the first follow-up retrain the gate
+    judged (``recovery.judged_follow_ups``: from then on, what serves was chosen with the
+    drift's labels): the figure the e2e test asserts (``tests/demo/test_demo.py``); and how
+    many follow-ups' models served."""
+    from evergreen.loop.recovery import judged_follow_ups, mean_ap, served_follow_ups
 
-    served_ups = served_follow_ups(settings)
-    asked = served_ups[0][0] if served_ups else None
+    judged = judged_follow_ups(settings)
+    asked = judged[0][0] if judged else None
     after = daily[daily["day"] > asked] if asked else daily.iloc[0:0]
     if after.empty:
         served = frozen = None
@@ -219,7 +220,8 @@ def after_follow_up(daily, settings) -> dict:
         frozen = mean_ap(daily, "frozen_ap", first, last)
     return {
         "first_follow_up_day": asked.isoformat() if asked else None,
-        "follow_ups_served": len(served_ups),
+        "follow_ups_judged": len(judged),
+        "follow_ups_served": len(served_follow_ups(settings)),
         "after_follow_up_days": len(after),
         "after_follow_up_served_ap": served,
         "after_follow_up_frozen_ap": frozen,
@@ -230,20 +232,20 @@ def after_follow_up(daily, settings) -> dict:
 
 
 def adaptation_ablation(run, summary) -> dict:
-    """The adaptation measured: the first served follow-up's cut-off trained twice on its
+    """The adaptation measured: the first judged follow-up's cut-off trained twice on its
     training set, adapted as the loop trained it and with the plain time split (the settings'
     evaluation and validation days), same seed and parameters; the mean daily AP of each on
     the matured logged rows of the live days after that cut-off."""
     import pandas as pd
     from sklearn.metrics import average_precision_score
 
-    from evergreen.loop.recovery import matured_day_rows, served_follow_ups
+    from evergreen.loop.recovery import judged_follow_ups, matured_day_rows
     from evergreen.models.registry import ModelRegistry
     from evergreen.models.training import Adaptation, train_candidate
 
     settings = run.settings
-    served_ups = served_follow_ups(settings)
-    cutoff = served_ups[0][0] if served_ups else None
+    judged = judged_follow_ups(settings)
+    cutoff = judged[0][0] if judged else None
     path = settings.training_set_path(cutoff) if cutoff else None
     last = run.world.day(run.plan.history_days + run.plan.live_days - 1)
     if path is None or not path.exists() or cutoff >= last:

@@ -185,6 +185,40 @@ def mean_ap(frame: pd.DataFrame, column: str, first: dt.date, last: dt.date) -> 
     return float(part.mean()) if len(part) else None
 
 
+def _accepted_follow_up_days(settings: EvergreenSettings) -> list[dt.date]:
+    from evergreen.loop.retrain_policy import RetrainGovernor
+
+    return sorted(
+        {
+            dt.date.fromisoformat(h["data_time"][:10])
+            for h in RetrainGovernor(settings).history()
+            if h["kind"] == "follow_up" and h["outcome"] == "accepted"
+        }
+    )
+
+
+def judged_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
+    """Accepted follow-up retrains whose candidate the gate judged (promoted, kept as a
+    challenger or rejected): (the follow-up's data day, its cut-off, and the model's tag),
+    oldest first. From the first of them on, what serves is the loop's choice made with the
+    drift's labels: the follow-up's model, or the champion it did not beat (a decay retrain
+    may have learnt the drift already)."""
+    from evergreen.models.ledger import ModelStatus
+    from evergreen.models.registry import ModelRegistry
+
+    records = ModelRegistry(settings).records()
+    found = []
+    for day in _accepted_follow_up_days(settings):
+        judged = [
+            r.tag
+            for r in records
+            if r.cutoff == day.isoformat() and r.status is not ModelStatus.CANDIDATE
+        ]
+        if judged:
+            found.append((day, judged[0]))
+    return found
+
+
 def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
     """Accepted follow-up retrains whose model went on to serve (the gate promoted it and a
     rollout put it in front of traffic): (the follow-up's data day, which is its cut-off, and
@@ -192,21 +226,13 @@ def served_follow_ups(settings: EvergreenSettings) -> list[tuple[dt.date, str]]:
     matured (``matured_served_rows``): a follow-up whose candidate the gate kept out is not
     one, nor one whose canary only saw its warm-ups and probes before it was rolled back."""
     from evergreen.loop.live_data import matured_served_rows
-    from evergreen.loop.retrain_policy import RetrainGovernor
     from evergreen.models.registry import ModelRegistry
     from evergreen.warehouse import warehouse
 
-    days = sorted(
-        {
-            dt.date.fromisoformat(h["data_time"][:10])
-            for h in RetrainGovernor(settings).history()
-            if h["kind"] == "follow_up" and h["outcome"] == "accepted"
-        }
-    )
     records = ModelRegistry(settings).records()
     found = []
     with warehouse(settings, read_only=True) as conn:
-        for day in days:
+        for day in _accepted_follow_up_days(settings):
             tags = [r.tag for r in records if r.cutoff == day.isoformat()]
             served = [tag for tag in tags if matured_served_rows(conn, tag)]
             if served:

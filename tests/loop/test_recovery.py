@@ -146,3 +146,23 @@ def test_a_follow_up_counts_as_served_only_when_its_model_served(
         at = dt.datetime.combine(when, dt.time(), tzinfo=dt.UTC)
         assert governor.consider(Trigger("follow_up", at)).accepted
     assert served_follow_ups(loop_home) == [(served_day, served)]
+
+
+def test_a_follow_up_counts_as_judged_once_the_gate_gave_its_candidate_a_status(
+    loop_home,  # noqa: F811  (the fixture imported above)
+    quick_models,
+):
+    """The e2e test and the benchmark judge the days after the first follow-up the gate
+    judged, whichever model then serves; one still a candidate (not judged yet) is not one."""
+    from evergreen.loop.recovery import judged_follow_ups
+    from tests.conftest import day
+    from tests.sensors.conftest import register
+
+    pending_day, kept_day = day(19), day(21)
+    register(loop_home, quick_models[0], cutoff=pending_day)  # trained, not judged yet
+    kept = register(loop_home, quick_models[1], cutoff=kept_day, status="challenger")
+    governor = RetrainGovernor(loop_home)
+    for when in (pending_day, kept_day):
+        at = dt.datetime.combine(when, dt.time(), tzinfo=dt.UTC)
+        assert governor.consider(Trigger("follow_up", at)).accepted
+    assert judged_follow_ups(loop_home) == [(kept_day, kept)]
