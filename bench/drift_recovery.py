@@ -18,7 +18,7 @@ period >= 1.25x frozen, recovery within the label delay + 3 days, 0 false alarms
 requests, at most one accepted retrain per data day.
 
 Two more figures per scenario: ``S_after_follow_up_served_minus_frozen_ap``, served minus
-frozen mean daily AP on the days after the first follow-up retrain whose model served (what
+frozen mean daily AP on the days after the first follow-up retrain the gate judged (what
 the e2e test asserts, with a margin taken from this figure's spread across seeds); and the
 adaptation measured (``S_adaptation_*``): that follow-up's retrain trained again on the same
 training set with the plain time split, both scored on the logged rows of every later live
