@@ -51,7 +51,11 @@ def settings_home(home: Path | str | None = None) -> Path:
 class EvergreenSettings(BaseSettings):
     """Configuration, overridable by ``EVERGREEN_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="EVERGREEN_", extra="ignore")
+    # An empty variable (``EVERGREEN_HOME=``, a shell's unset-by-mistake) is no value: without
+    # this, an empty home is the working directory, and the state lands in the checkout.
+    model_config = SettingsConfigDict(
+        env_prefix="EVERGREEN_", extra="ignore", env_ignore_empty=True
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,13 @@ def test_home_comes_from_the_environment(monkeypatch, tmp_path):
         assert path.is_relative_to(tmp_path)
 
 
+def test_an_empty_home_variable_is_no_home(monkeypatch, tmp_path):
+    # An empty EVERGREEN_HOME must not make the working directory the home.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVERGREEN_HOME", "")
+    assert EvergreenSettings().home == tmp_path / ".evergreen"
+
+
 def test_the_homes_file_is_read_by_the_resource_and_the_environment_wins(monkeypatch, tmp_path):
     import pytest
     from pydantic import ValidationError

@@ -60,6 +60,7 @@ class BentoProcess:
         self.settings = settings
         self.host = host
         self.port = port or free_port(host)
+        self._own_port = port is None
         self.args = dict(args or {})
         self.env = serving_env(settings, env)
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="bento-serve-")) / "serve.log"
@@ -97,8 +98,18 @@ class BentoProcess:
         assert self.process is not None, "start() first"
         began = time.monotonic()
         deadline = began + (timeout_s or self.ready_timeout_s)
+        restarts = 1
         with httpx.Client(timeout=5.0) as client:
             while time.monotonic() < deadline:
+                if self.process.poll() is not None and restarts and _port_taken(self.log_tail()):
+                    # A port found free (ours, or BentoML's for its supervisor's control
+                    # socket) was taken by another process before the server bound it: start
+                    # again, once, on newly picked ports.
+                    restarts -= 1
+                    if self._own_port:
+                        self.port = free_port(self.host)
+                    self.start()
+                    continue
                 if self.process.poll() is not None:
                     raise ServingStartError(
                         f"{self.target} exited with code {self.process.returncode} before "
@@ -158,3 +169,8 @@ def _reap_group(group: int) -> None:
     """SIGKILL what is left of the group (a worker that outlived its supervisor)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
+
+
+def _port_taken(log: str) -> bool:
+    """True when the server's log says it could not bind a port another process holds."""
+    return "Address already in use" in log

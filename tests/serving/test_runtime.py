@@ -83,6 +83,33 @@ def test_a_server_that_cannot_start_raises_with_its_log(serving_home, tmp_path):
     assert "nosuchversion" in str(error.value)
 
 
+def test_a_port_taken_before_the_server_binds_it_is_picked_again(
+    serving_home, built_bento, tmp_path, monkeypatch
+):
+    """A port found free can be taken by another process (a test's other worker) before
+    ``bentoml serve`` binds it: the server is started again, once, on a new port."""
+    import socket
+
+    from evergreen.serving import process as process_module
+
+    holder = socket.create_server(("127.0.0.1", 0))  # another process's listening port
+    taken = holder.getsockname()[1]
+    picks = iter([taken])
+    real_free_port = process_module.free_port
+    monkeypatch.setattr(
+        process_module, "free_port", lambda host: next(picks, None) or real_free_port(host)
+    )
+    try:
+        log = tmp_path / "serve.log"
+        with process_module.BentoProcess(
+            built_bento.tag, serving_home.settings, log_path=log
+        ) as served:
+            assert served.port != taken
+    finally:
+        holder.close()
+    assert "Address already in use" in log.read_text()  # the first start did fail on it
+
+
 def test_model_rows_score_exactly_as_the_model_layers_frame(serving_home):
     from evergreen.features.feast_client import OnlineReader, feature_store
     from evergreen.models.bentoml_home import model_store
