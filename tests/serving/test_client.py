@@ -25,6 +25,10 @@ from evergreen.rollout.caddy import (
 from evergreen.serving.client import is_torn, post_prediction
 
 BODY = b'{"predictions": []}'
+# Each answer closes its connection, and says so: a router that pooled it would otherwise
+# send the next request down a socket already closed, fail it there and retry it on the next
+# replica in the rotation, the torn one, so a resend could be torn again (seen once in CI).
+CLOSE = b"Connection: close\r\n\r\n"
 
 
 class Replica:
@@ -51,11 +55,11 @@ class Replica:
             if head is None:
                 return
             if not head.startswith(b"POST"):  # the router's health check
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + CLOSE)
                 return
             self.posts += 1
             headers = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            conn.sendall(headers + b"Content-Length: %d\r\n\r\n" % len(BODY))
+            conn.sendall(headers + b"Content-Length: %d\r\n" % len(BODY) + CLOSE)
             if not self.torn:
                 conn.sendall(BODY)
 
