@@ -26,11 +26,13 @@ demo: $(BIN)/.installed
 	$(BIN)/evergreen demo
 
 # Two workers (pytest-xdist), each file on one worker in its order (its module fixtures and
-# order-dependent steps stay together); conftest puts the demo's file first.
+# order-dependent steps stay together); conftest puts the demo's file first, and
+# --no-loadscope-reorder keeps it there (xdist otherwise hands out the files with the most tests
+# first, so the demo's one long test started last and bounded the suite's wall).
 TEST_WORKERS ?= 2
 test: $(BIN)/.installed chromium podman servers
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The browser the UI test drives: Debian's chromium (Playwright never downloads a browser).
 chromium:

@@ -14,7 +14,8 @@ SMALL = {"customers": 300, "terminals": 600, "start": START, "seed": 7, "label_d
 
 
 # The files that take longest run first, so under `make test`'s workers (pytest-xdist,
-# one file per worker) the long tail is short files, not the demo starting last.
+# one file per worker, `--no-loadscope-reorder` in the Makefile) the long tail is short
+# files, not the demo starting last.
 LONGEST_FIRST = ("tests/demo/test_demo.py", "tests/serving/test_container_e2e.py")
 
 

@@ -219,7 +219,7 @@ class Supervisor:
             (name, r.index, "started", r.process.pid if r.process else None, r.port, spec.source)
             for r in revision.replicas
         ]
-        write_rows(self.settings, lambda conn: _replica_events(conn, started))
+        self._record_replica_events(started)
         return name
 
     def wait_ready(self, name: str, timeout_s: float | None = None) -> float:
@@ -289,7 +289,7 @@ class Supervisor:
             (revision.name, replica.index, "died", dead, replica.port, "not running"),
             (revision.name, replica.index, "restarted", pid, port, f"restart {fresh.restarts}"),
         ]
-        write_rows(self.settings, lambda conn: _replica_events(conn, events))
+        self._record_replica_events(events)
         return fresh
 
     def _mark_ready(self, name: str, seen: ReplicaState) -> None:
@@ -305,7 +305,7 @@ class Supervisor:
             self._apply(state)
         pid = replica.process.pid if replica.process else None
         ready = [(name, index, "ready", pid, replica.port, "readyz 200")]
-        write_rows(self.settings, lambda conn: _replica_events(conn, ready))
+        self._record_replica_events(ready)
 
     def set_weights(
         self, weights: dict[str, int], cause: str, rollout_id: str | None = None
@@ -325,6 +325,16 @@ class Supervisor:
             lambda conn: insert_routing_change(conn, applied, models, cause, rollout_id),
         )
         return applied
+
+    def _record_replica_events(self, events: list[tuple]) -> None:
+        """Record replica events in the ledger, each ``(revision, replica, event, pid, port,
+        detail)``."""
+
+        def insert(conn) -> None:
+            for event in events:
+                insert_replica_event(conn, *event)
+
+        write_rows(self.settings, insert)
 
     def in_flight(self, name: str) -> float:
         """Requests the revision's replicas are answering right now."""
@@ -372,7 +382,7 @@ class Supervisor:
             (name, r.index, "stopped", r.process.pid if r.process else None, r.port, cause)
             for r in revision.replicas
         ]
-        write_rows(self.settings, lambda conn: _replica_events(conn, stopped))
+        self._record_replica_events(stopped)
 
     # The watchdog.
 
@@ -616,12 +626,6 @@ class Supervisor:
         if stopped:
             write_rows(self.settings, lambda conn: insert_routing_change(conn, {}, {}, cause, None))
         return stopped
-
-
-def _replica_events(conn, events: list[tuple]) -> None:
-    """Record replica events, each ``(revision, replica, event, pid, port, detail)``."""
-    for event in events:
-        insert_replica_event(conn, *event)
 
 
 def _revision_shares(found: dict[str, int], by_dial: dict[str, str]) -> dict[str, int]:

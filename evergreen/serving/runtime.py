@@ -108,6 +108,7 @@ def serving_model(stored: Any) -> ServingModel:
     """A ``ServingModel`` of a BentoML model (``bentoml.models.get(tag)``) as the registry
     saved it: the CatBoost classifier and the metadata of the model-layer contract."""
     import bentoml
+    from catboost import Pool
 
     meta = stored.info.metadata
     missing = {"threshold", "feature_names", "cat_features", "feature_service_version"}
@@ -116,12 +117,17 @@ def serving_model(stored: Any) -> ServingModel:
         raise ValueError(f"model {stored.tag} lacks metadata {sorted(missing)}")
     names, categorical = list(meta["feature_names"]), list(meta["cat_features"])
     classifier = bentoml.catboost.load_model(stored)
+    # The categorical columns' positions, found once: handed a bare list, CatBoost works them
+    # out from the model on every call (``bench/pool_input.py``, same scores: a Pool of the
+    # rows built per call takes 0.72 of the bare list's time for one row, 0.16 for 100).
+    positions = [i for i, name in enumerate(names) if name in set(categorical)]
 
     def predict_rows(rows: list[list[Any]]):
         if not rows:
             return []
-        # CatBoost's list input: no pandas frame, no Pool of a frame (~20x faster per row).
-        return classifier.predict_proba(rows, thread_count=PREDICT_THREADS)[:, 1]
+        # Rows as lists: no pandas frame, no Pool of a frame (~20x faster per row).
+        pool = Pool(rows, cat_features=positions)
+        return classifier.predict_proba(pool, thread_count=PREDICT_THREADS)[:, 1]
 
     return ServingModel(
         tag=str(stored.tag),
