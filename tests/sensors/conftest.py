@@ -40,15 +40,22 @@ def noise_model(split):  # noqa: F811
 
 
 @pytest.fixture
-def loop_home(tmp_path, pipeline_home, training_frame) -> EvergreenSettings:  # noqa: F811
+def loop_home(tmp_path, pipeline_home, training_frame):  # noqa: F811
     """A fresh home: the pipeline's warehouse, the training set of the cut-off day, no models,
-    no predictions; its settings as the assets and sensors see them."""
+    no predictions; its settings as the assets and sensors see them. Whatever a test left
+    serving is stopped after it: the deploy sensor starts the watchdog of a stable revision,
+    which otherwise outlived the suite."""
+    from evergreen.rollout.state import state_path
+    from evergreen.rollout.supervisor import Supervisor
+
     settings = asset_settings(make_settings(tmp_path / "home"))
     shutil.copy(pipeline_home.warehouse_path, settings.warehouse_path)
     path = settings.training_set_path(CUTOFF)
     path.parent.mkdir(parents=True, exist_ok=True)
     training_frame.to_parquet(path)
-    return settings
+    yield settings
+    if state_path(settings).exists():
+        Supervisor(settings).stop_all("the test is over")
 
 
 def resources(settings: EvergreenSettings) -> dict:
