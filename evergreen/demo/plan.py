@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from evergreen.settings import EvergreenSettings
+from evergreen.simulator.frauds import SCENARIO_2_WINDOW_DAYS
 from evergreen.simulator.scenarios import DEFAULT_SCENARIO
 
 
@@ -19,6 +20,9 @@ class DemoPlan:
     # 30 days for the 30-day windows to fill, then a 28-day training window: a shorter history
     # makes the first live days look drifted against a reference still warming up.
     history_days: int = 60
+    # Days the simulator's fraud scenarios have run before the first day (``SimulatorConfig.
+    # fraud_burn_in_days``): 0 is the handbook, whose fraud share climbs for its first month.
+    fraud_burn_in_days: int = 0
     live_days: int = 10
     drift_after: int = 3  # live days before the drift starts
     # The drift scenario (``evergreen.simulator.scenarios``): concept, covariate, gradual, none.
@@ -42,11 +46,15 @@ class DemoPlan:
         14 days of history leave the 7- and 30-day windows filling in the first model's
         reference; the drift monitor does not judge those (``monitors.warming_features``),
         which would otherwise alarm on the first live day, a day before the drift, and date
-        the follow-ups from it."""
+        the follow-ups from it. The world starts 28 days into its fraud scenarios: from the
+        handbook's first day, 14 days in, the compromised terminals (28 days each) and cards
+        (14) are still accumulating, and the terminals' risk and the amounts of the first live
+        day drifted from the reference with no drift begun (seen on seed 2)."""
         return cls(
             customers=600,
             terminals=1200,
             history_days=14,
+            fraud_burn_in_days=SCENARIO_2_WINDOW_DAYS,
             live_days=10,
             drift_after=1,
             replay_batch=100,

@@ -28,6 +28,7 @@ class DemoRun:
             days=days,
             seed=settings.seed,
             label_delay_days=settings.label_delay_days,
+            fraud_burn_in_days=plan.fraud_burn_in_days,
             **DriftScenario(plan.scenario).fields(self.drift_day),
         )
         self.world = SimulatedWorld(settings, config)

@@ -63,6 +63,14 @@ def simulate_command(
             "evergreen.simulator.scenarios).",
         ),
     ] = None,
+    fraud_burn_in: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Days the fraud scenarios have run before the first day (28: start steady).",
+            show_default="0, the handbook",
+        ),
+    ] = None,
     bad_data: Annotated[
         list[str] | None,
         typer.Option(metavar="KIND@DATE", help=f"Bad data, repeatable. Kinds: {KINDS}."),
@@ -81,6 +89,7 @@ def simulate_command(
         "--concept-drift-start": concept_drift_start,
         "--covariate-drift-start": covariate_drift_start,
         "--drift": drift,
+        "--fraud-burn-in": fraud_burn_in,
     }
     try:
         entries = [_bad_data(text) for text in bad_data or []]
@@ -125,6 +134,7 @@ def _config(options: dict, days: int | None, bad_data: list[BadData]) -> Simulat
         "covariate_drift_start": _date(
             options["--covariate-drift-start"], "--covariate-drift-start"
         ),
+        "fraud_burn_in_days": options["--fraud-burn-in"],
         "bad_data": tuple(bad_data),
         **_scenario(options["--drift"]),
     }

@@ -81,6 +81,15 @@ class SimulatorConfig(BaseModel):
         ge=0,
         description="Days over which each drift grows linearly to full strength (0: at once).",
     )
+    # The handbook's compromises start on its first day, so its fraud share climbs for a month
+    # (28-day terminal and 14-day card compromises accumulate). A world this many days into
+    # its fraud scenarios starts at their steady state instead: a short history is then
+    # stationary, and a drift monitor sees only the drift a scenario adds.
+    fraud_burn_in_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days the fraud scenarios have run before the first day (0: the handbook).",
+    )
     bad_data: tuple[BadData, ...] = Field(default=(), description="Bad-data injections.")
 
     @field_validator("bad_data", mode="after")

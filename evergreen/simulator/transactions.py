@@ -37,7 +37,8 @@ def generate_day(cfg: SimulatorConfig, population: Population, day_index: int) -
     date = cfg.date_of(day_index)
     covariate = cfg.drift_intensity(cfg.covariate_drift_start, date)
     batch = draw_transactions(population, cfg.seed, day_index, amount_factor(covariate))
-    apply_frauds(batch, cfg.seed, day_index, population.n_customers, population.n_terminals)
+    fraud_day = day_index + cfg.fraud_burn_in_days
+    apply_frauds(batch, cfg.seed, fraud_day, population.n_customers, population.n_terminals)
     concept = cfg.drift_intensity(cfg.concept_drift_start, date)
     if concept > 0:
         handbook_frauds = int(batch.fraud.sum())

@@ -46,6 +46,12 @@ def test_a_named_drift_scenario_is_recorded_in_the_config(tmp_path: Path) -> Non
     assert config["drift_ramp_days"] == 14
 
 
+def test_a_fraud_burn_in_is_recorded_in_the_config(tmp_path: Path) -> None:
+    result = run("--out", str(tmp_path), *TINY, "--fraud-burn-in", "28")
+    assert result.exit_code == 0, result.output
+    assert state(tmp_path)["config"]["fraud_burn_in_days"] == 28
+
+
 def test_default_out_is_the_settings_landing_dir(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EVERGREEN_HOME", str(tmp_path))
     get_settings.cache_clear()

@@ -113,3 +113,23 @@ def test_any_day_is_generated_on_its_own() -> None:
     for day in range(35):
         generate_day(cfg, population, day)
     pd.testing.assert_frame_equal(late_first, generate_day(cfg, population, 35))
+
+
+def test_a_burnt_in_world_starts_at_the_fraud_steady_state() -> None:
+    """28 days into its scenarios, a world's first week has as many frauds as its later weeks
+    (the handbook's own first week has far fewer), and its payments are the handbook's."""
+
+    def frauds_per_day(burn_in: int) -> tuple[np.ndarray, list[pd.DataFrame]]:
+        cfg = SimulatorConfig(customers=600, terminals=1200, days=28, fraud_burn_in_days=burn_in)
+        population = build_population(cfg)
+        days = [generate_day(cfg, population, d) for d in range(cfg.days)]
+        return np.array([int(day["tx_fraud"].sum()) for day in days]), days
+
+    handbook, handbook_days = frauds_per_day(0)
+    steady, steady_days = frauds_per_day(28)
+    assert handbook[:7].mean() < 0.5 * handbook[21:].mean()
+    assert 0.8 < steady[:7].mean() / steady[21:].mean() < 1.25, steady
+    # Only the fraud marks move: the same customers pay at the same terminals and times.
+    for before, after in zip(handbook_days, steady_days, strict=True):
+        assert before["transaction_id"].equals(after["transaction_id"])
+        assert before["terminal_id"].equals(after["terminal_id"])
