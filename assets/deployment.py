@@ -23,6 +23,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.jobs import DEPLOY_JOB
 from evergreen.resources import EvergreenResource
 
 ACTOR = "dagster:deployment"
@@ -172,8 +173,15 @@ def deployment(
     from evergreen.rollout.revisions import resolve_revision
     from evergreen.rollout.state import read_state
     from evergreen.rollout.supervisor import Supervisor
+    from evergreen.workers import CELERY_EXECUTOR
 
     settings = evergreen.settings().ensure_dirs()
+    if context.job_def.executor_def.name == CELERY_EXECUTOR:
+        raise Failure(
+            "On the cluster profile a rollout runs on the control plane, where the router "
+            f"serves: launch the {DEPLOY_JOB} job (its steps run in the run's own process) "
+            "instead of materializing deployment on a worker host."
+        )
     if config.target not in (None, "process", "container"):
         raise Failure(f"Unknown target {config.target!r}: use process or container.")
     if config.target:

@@ -7,6 +7,9 @@ daily partitions from them.
 
 from dagster import AssetKey, AssetSelection, define_asset_job
 
+from evergreen.settings import get_settings
+from evergreen.workers import control_plane_executor
+
 RETRAIN_JOB = "retrain"
 DEPLOY_JOB = "deploy"
 
@@ -24,4 +27,7 @@ deploy_job = define_asset_job(
     DEPLOY_JOB,
     selection=AssetSelection.assets(*(AssetKey(k) for k in DEPLOY_ASSETS)),
     description="Build the champion's bento (infra-validated) and roll it out.",
+    # The rollout's router and watchdog belong to the control plane: on the cluster profile
+    # the steps run in the run's process there, not on a Celery worker host.
+    executor_def=control_plane_executor(get_settings()),
 )

@@ -10,6 +10,10 @@ back to the queue when its worker dies (``task_reject_on_worker_lost``), and a w
 task at a time (prefetch 1): a step is never parked behind a long one on a busy worker. A
 failed run is retried by the daemon (``run_retries`` in ``evergreen.instance``).
 
+The deploy job is the exception (``control_plane_executor``): a rollout starts the router and
+the replicas' watchdog where it runs, and those belong to the control plane, so its steps run in
+the run's own process there; its replicas reach the worker hosts through the ``hosts`` target.
+
 The local profile has no executor here (None: Dagster's default, processes on this machine).
 Imports dagster-celery (the ``cluster`` extra) only on the cluster profile.
 """
@@ -23,6 +27,7 @@ from typing import Any
 from evergreen.settings import EvergreenSettings
 
 QUEUE = "dagster"  # dagster-celery's queue (make_app routes every task there)
+CELERY_EXECUTOR = "evergreen_celery"  # the executor's name, as a job's definition shows it
 
 # Celery settings of both sides, the executor (which submits) and the workers (which consume).
 CELERY_SETTINGS: dict[str, Any] = {
@@ -52,7 +57,19 @@ def run_executor(settings: EvergreenSettings) -> Any:
         return None
     from dagster_celery import celery_executor
 
-    return celery_executor.configured(celery_config(settings), name="evergreen_celery")
+    return celery_executor.configured(celery_config(settings), name=CELERY_EXECUTOR)
+
+
+def control_plane_executor(settings: EvergreenSettings) -> Any:
+    """The executor of the jobs whose steps belong to the control plane (the deploy job: the
+    rollout controller starts the router and the replicas' watchdog where it runs): None on the
+    local profile (Dagster's default), in the run's own process on the cluster profile, which
+    is the daemon's or the webserver's host, never a worker host."""
+    if not settings.is_cluster:
+        return None
+    from dagster import in_process_executor
+
+    return in_process_executor
 
 
 def worker_app(settings: EvergreenSettings) -> Any:

@@ -32,6 +32,32 @@ def test_the_local_profile_keeps_dagsters_default_executor(tmp_path):
     assert run_executor(EvergreenSettings(home=tmp_path)) is None
 
 
+_EXECUTORS = """
+from definitions import defs
+print(defs.get_job_def("deploy").executor_def.name, defs.get_job_def("retrain").executor_def.name,
+      defs.get_implicit_global_asset_job_def().executor_def.name)
+"""
+
+
+def test_on_the_cluster_a_rollout_runs_on_the_control_plane_and_the_rest_on_workers(tmp_path):
+    """The code location on the cluster profile: the deploy job's steps in the run's own
+    process (where the daemon or webserver launched it: the router is there), every other job's
+    on Celery workers (a ``deployment`` sent to a worker is refused there: the e2e test in
+    ``tests/test_cluster_hosts.py``)."""
+    env = {
+        **os.environ,
+        "EVERGREEN_HOME": str(tmp_path / "home"),
+        "EVERGREEN_PROFILE": "cluster",
+        "EVERGREEN_POSTGRES_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "EVERGREEN_REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _EXECUTORS], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["in_process", "evergreen_celery", "evergreen_celery"]
+
+
 @pytest.fixture
 def cluster_home(tmp_path, clean_zone, redis_server, postgres_db):
     """A home of the cluster profile (its landing zone a copy of the clean zone), its

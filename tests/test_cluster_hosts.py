@@ -1,11 +1,13 @@
 """The cluster profile across hosts in network namespaces (``tests/netns.py``): PostgreSQL and
-Redis listen on the root namespace's address of a private test network, the control plane
-(the run's orchestration, launched as a person launches one) runs in the root namespace, and
-two worker hosts, each a namespace of its own with an ``evergreen worker`` and its own home,
-reach the servers over that network; the hosts have only the shared store in common."""
+Redis listen on the root namespace's address of a private test network; the control plane
+(``dagster-webserver``, ``dagster-daemon`` and the router) runs in the root namespace; two
+worker hosts, each a namespace of its own with an ``evergreen worker``, its own home and a
+bento replica, reach the servers over that network; the hosts have only the shared store in
+common."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from dagster import RunsFilter
 
 from evergreen.features.customer_spending import CUSTOMER_SPENDING
 from evergreen.features.terminal_risk import TERMINAL_RISK
@@ -24,8 +27,10 @@ from evergreen.settings import EvergreenSettings
 from tests.conftest import day
 from tests.model_fixtures import CUTOFF, ZONE_DAYS
 from tests.netns import PREFIX, namespaces, network_hosts, remove_stale
+from tests.rollout.conftest import wait_for
 from tests.servers import PostgresServer, RedisServer
 from tests.test_celery_workers import celery_workers
+from tests.ui.conftest import _graphql, _start, _stop, _stop_sensors, _wait_for_location
 
 TABLES = (CUSTOMER_SPENDING, TERMINAL_RISK)
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,10 +39,13 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 # The shortened loop's run: the cut-off day's two feature tables (at once: one on each
-# host), then the retrain job's assets of that day, through the gate.
+# host), the day's online features and request-time state on Redis, then the retrain job's
+# assets of that day, through the gate.
 LOOP = (
     "customer_spending_features",
     "terminal_risk_features",
+    "online_features",
+    "transaction_state",
     "training_set",
     "candidate_model",
     "evaluation_report",
@@ -95,10 +103,11 @@ def _namespace_of(pid: int) -> str:
     return done.stdout.strip()
 
 
-def _env(settings: EvergreenSettings) -> dict:
+def _env(settings: EvergreenSettings, **more: str) -> dict:
     """The environment of one host's Evergreen processes: the same cluster settings, its
-    own home and Dagster home."""
+    own home and Dagster home (``more``: further settings of this host)."""
     return {
+        **more,
         **os.environ,
         "EVERGREEN_HOME": str(settings.home),
         "EVERGREEN_PROFILE": "cluster",
@@ -119,16 +128,115 @@ def _home(base: Path, name: str, cluster: dict) -> EvergreenSettings:
     return settings
 
 
+_LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+  }
+}"""
+
+
+def _launch(url: str, *, job: str = "__ASSET_JOB", assets=(), config=None, tags=None) -> str:
+    """Launch a run through the webserver, as the UI's launch button does; its run id."""
+    selector = {"repositoryLocationName": "evergreen", "repositoryName": "__repository__"}
+    selector["jobName"] = job
+    if assets:
+        selector["assetSelection"] = [{"path": [key]} for key in assets]
+    params = {
+        "selector": selector,
+        "runConfigData": config or {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+    }
+    done = _graphql(url, _LAUNCH_RUN, {"params": params})["launchRun"]
+    assert done["__typename"] == "LaunchRunSuccess", done
+    return done["run"]["runId"]
+
+
+def _ended(instance, run_id: str, timeout_s: float = 600):
+    """The run once it has ended (the daemon dequeues and launches it)."""
+    from dagster import DagsterRunStatus
+
+    ended = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    wait_for(lambda: instance.get_run_by_id(run_id).status in ended, timeout_s, f"run {run_id}")
+    return instance.get_run_by_id(run_id)
+
+
+def _failures(instance, run_id: str) -> list[str]:
+    """The messages of a run's failure events, each step's with its error."""
+    found = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event and event.is_failure:
+            error = event.step_failure_data.error if event.is_step_failure else None
+            found.append(f"{event.message}: {error.message if error else ''}")
+    return found
+
+
+def _finished(instance, run_id: str, ui: list[Path], timeout_s: float = 600):
+    """The run once it has ended; fails with the servers' logs when it did not succeed."""
+    run = _ended(instance, run_id, timeout_s)
+    if not run.is_success:
+        errors = _failures(instance, run_id)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in ui if p.exists())
+        raise AssertionError(f"run {run_id} {run.status.value}: {errors}\n{logs}")
+    return run
+
+
+def _steps_on_workers(instance, run_id: str) -> dict[str, str]:
+    """Each step of a run executed by a Celery worker, and that worker's name."""
+    ran_on = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event and "in celery worker" in (event.message or ""):
+            data = event.engine_event_data.metadata
+            ran_on[data["step_keys"].value] = data["Celery worker"].value
+    return ran_on
+
+
+@contextlib.contextmanager
+def _control_plane(env: dict, folder: Path):
+    """``dagster-webserver`` and ``dagster-daemon`` in the root namespace on the cluster's
+    instance; every sensor stopped but the deploy sensor (the test launches the loop's runs
+    itself, as a person would in the UI); stopped at the end, even on failure."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    workspace = ["-w", str(ROOT / "workspace.yaml")]
+    logs = [folder / "webserver.log", folder / "daemon.log"]
+    serve = ["dagster-webserver", *workspace, "-h", "127.0.0.1", "-p", str(port)]
+    web = _start(serve, env, logs[0])
+    daemon = None
+    try:
+        sensors = _wait_for_location(url, web, logs[0])
+        _stop_sensors(url, [s for s in sensors if s["name"] != "deploy_sensor"])
+        daemon = _start(["dagster-daemon", "run", *workspace], env, logs[1])
+        yield url, logs
+    finally:
+        _stop(*[p for p in (daemon, web) if p is not None])
+
+
 @pytest.mark.e2e
-def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_path, pipeline_home):
-    """The cut-off day's run, launched in the root namespace: its steps execute on the two
-    worker hosts (each named in the run's events, the two feature steps at once, one each),
-    over the test network; the gate's decision makes a champion in the ledger on PostgreSQL."""
+def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_home):
+    """The shortened loop on the cluster profile, launched through the webserver: its steps
+    execute on the two worker hosts (each named in the run's events, the two feature steps
+    at once, one each) over the test network, and the gate makes a champion in the ledger on
+    PostgreSQL; the daemon's deploy sensor then rolls the champion's bento out from the
+    control plane, a replica on each host behind the router in the root namespace; a canary
+    of a new revision of it completes under load with every request through the router
+    answered."""
     from dagster import DagsterInstance
 
     from evergreen.features.feast_client import apply_definitions
     from evergreen.ingest.partition import ingest_partition
     from evergreen.models.registry import ModelRegistry
+    from evergreen.rollout.load import LoadLoop, probe_transactions
+    from evergreen.rollout.state import read_state
+    from evergreen.rollout.supervisor import Supervisor
+    from evergreen.settings import ReplicaHost
+    from tests.rollout.conftest import assert_no_failed_requests, tear_down
 
     net, redis, postgres = network
     shared = tmp_path / "shared"
@@ -138,7 +246,8 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
         "redis_url": f"redis://{net.gateway}:{redis.port}/0",
         "shared_store": shared,
     }
-    control = _home(tmp_path, "control", cluster)
+    replicas = [ReplicaHost(address=h.address, launcher=h.exec_prefix()) for h in net.hosts]
+    control = _home(tmp_path, "control", {**cluster, "serve_port": free_port()})
     hosts = {f"w{i}@{h.name}": h for i, h in enumerate(net.hosts, 1)}
     homes = {name: _home(tmp_path, host.name, cluster) for name, host in hosts.items()}
     # The landed history's raw partitions, on the shared store where every host reads them.
@@ -154,37 +263,92 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
         path.unlink()
     apply_definitions(control)
 
+    # The control plane's settings: the replicas go on the worker hosts (the hosts target);
+    # the infra validation's latency budget is wide, as the machine is shared.
+    control_env = _env(
+        control,
+        EVERGREEN_SERVE_PORT=str(control.serve_port),
+        EVERGREEN_DEPLOY_TARGET="hosts",
+        EVERGREEN_DEPLOY_HOSTS=json.dumps([h.model_dump() for h in replicas]),
+        EVERGREEN_SERVE_P99_BUDGET_MS="2000",
+    )
+    served = control.model_copy(
+        update={"deploy_target": "hosts", "deploy_hosts": replicas, "serve_p99_budget_ms": 2000}
+    )
     workers = {name: _env(home) for name, home in homes.items()}
     prefixes = {name: host.exec_prefix() for name, host in hosts.items()}
-    with celery_workers(workers, tmp_path, on_hosts=prefixes) as processes:
-        for name, process in processes.items():  # each worker in its host's namespace
-            assert _namespace_of(process.pid) == hosts[name].namespace
-        done = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py"]
-            + ["--select", ",".join(LOOP), "--partition", CUTOFF.isoformat()],
-            env=_env(control),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    try:
+        with (
+            celery_workers(workers, tmp_path, on_hosts=prefixes) as processes,
+            _control_plane(control_env, tmp_path) as (url, ui),
+            DagsterInstance.from_config(str(control.dagster_home)) as instance,
+        ):
+            for name, process in processes.items():  # each worker in its host's namespace
+                assert _namespace_of(process.pid) == hosts[name].namespace
+            loop_run = _launch(url, assets=LOOP, tags={"dagster/partition": CUTOFF.isoformat()})
+            _finished(instance, loop_run, ui)
+            ran_on = _steps_on_workers(instance, loop_run)
+            assert sorted(ran_on) == sorted(LOOP)  # every step on a worker host, none here
+            features = {ran_on["customer_spending_features"], ran_on["terminal_risk_features"]}
+            assert features == set(hosts)  # the two at once, one on each host
+            champion = ModelRegistry(control).champion()
+            assert champion is not None and champion.cutoff == CUTOFF.isoformat()
 
-    with DagsterInstance.from_config(str(control.dagster_home)) as instance:
-        (run,) = instance.get_runs()
-        assert run.is_success
-        ran_on = {}
-        logs = instance.all_logs(run.run_id)
-        for entry in logs:
-            event = entry.dagster_event
-            if event and "in celery worker" in (event.message or ""):
-                data = event.engine_event_data.metadata
-                ran_on[data["step_keys"].value] = data["Celery worker"].value
-    assert sorted(ran_on) == sorted(LOOP)  # every step on a worker host, none in the root
-    features = {ran_on["customer_spending_features"], ran_on["terminal_risk_features"]}
-    assert features == set(hosts)  # the two at once, one on each host
-    champion = ModelRegistry(control).champion()
-    assert champion is not None and champion.cutoff == CUTOFF.isoformat()
+            # The deploy sensor sees the new champion and requests the deploy job; its steps
+            # run on the control plane, the replicas on the worker hosts.
+            wait_for(lambda: instance.get_runs(RunsFilter(job_name="deploy")), 180, "deploy")
+            (first_deploy,) = instance.get_runs(RunsFilter(job_name="deploy"))
+            _finished(instance, first_deploy.run_id, ui)
+            assert _steps_on_workers(instance, first_deploy.run_id) == {}
+            (first,) = read_state(served).live()
+            assert first.spec.model_tag == champion.tag and first.spec.bento_tag  # its bento
+            placed = {r.host: _namespace_of(r.process.pid) for r in first.replicas}
+            assert placed == {h.address: h.namespace for h in net.hosts}  # one on each host
+
+            # A canary of a new revision of the champion's bento (an operator's change of
+            # its environment), launched from the UI, under load through the router.
+            payloads = probe_transactions(served, 2000, seed=0)
+            load = LoadLoop(Supervisor(served).serving_url(), rate=40, threads=4, payloads=payloads)
+            load.start()
+            try:
+                deployment = {
+                    "strategy": "canary",
+                    "canary_steps": [50, 100],
+                    "step_seconds": 3.0,
+                    "drain_seconds": 0.5,
+                    "env": {"EVERGREEN_REVISION_NOTE": "canary"},
+                }
+                canary_run = _launch(
+                    url, job="deploy", config={"ops": {"deployment": {"config": deployment}}}
+                )
+                _finished(instance, canary_run, ui)
+            finally:
+                samples = assert_no_failed_requests(load)
+            assert len(samples) > 100
+            (serving,) = read_state(served).live()
+            assert serving.spec.env["EVERGREEN_REVISION_NOTE"] == "canary"
+            assert serving.spec.bento_tag == first.spec.bento_tag  # the same bento, new revision
+            assert {r.host for r in serving.replicas} == {h.address for h in net.hosts}
+            (rolled,) = [
+                e.dagster_event.step_materialization_data.materialization.metadata
+                for e in instance.all_logs(canary_run)
+                if e.dagster_event and e.dagster_event.is_step_materialization
+                and e.dagster_event.asset_key.to_user_string() == "deployment"
+            ]  # fmt: skip
+            assert (rolled["kind"].value, rolled["status"].value) == ("canary", "completed")
+
+            # Materializing deployment by hand (the UI's asset job) sends it to a worker host,
+            # which refuses to start a router there; the canary's revision still serves.
+            no_retry = {"dagster/max_retries": "0"}  # refused each time: one attempt will do
+            stray = _ended(instance, _launch(url, assets=["deployment"], tags=no_retry))
+            assert not stray.is_success
+            refused = _steps_on_workers(instance, stray.run_id)
+            assert list(refused) == ["deployment"] and refused["deployment"] in hosts
+            assert any("launch the deploy job" in m for m in _failures(instance, stray.run_id))
+            assert read_state(served).live()[0].name == serving.name
+    finally:
+        tear_down(served)
+
     assert ModelRegistry(control).artifact_path(champion.tag).is_relative_to(shared)
     # What the steps wrote is on the shared store, renamed into place; nothing in any home.
     assert all(path.exists() for path in made_by_the_run)
@@ -196,52 +360,3 @@ def test_the_loop_runs_on_two_worker_hosts_in_network_namespaces(network, tmp_pa
             assert not (home.home / artifacts).exists() or not any(
                 (home.home / artifacts).rglob("*.parquet")
             )
-
-
-@pytest.mark.e2e
-def test_replicas_on_the_hosts_take_a_canary_through_the_router_without_a_failed_request(
-    network, tmp_path, monkeypatch
-):
-    """The hosts target: the router (Caddy) in the root namespace, a replica on each worker
-    host (``bentoml serve`` started through ``ip netns exec``, listening on the host's address,
-    dialled there); a canary of a new revision completes, its analysis passing, with every
-    request through the router answered."""
-    from evergreen.rollout.controller import RolloutController
-    from evergreen.rollout.load import LoadLoop, probe_transactions
-    from evergreen.rollout.state import read_state
-    from evergreen.rollout.strategies import Canary
-    from evergreen.rollout.supervisor import Supervisor, SupervisorOptions
-    from evergreen.settings import ReplicaHost
-    from tests.rollout.conftest import assert_no_failed_requests, fixture_spec, tear_down
-    from tests.rollout.test_rollout_e2e import FAST_POLICY
-
-    net, _, _ = network
-    hosts = [ReplicaHost(address=h.address, launcher=h.exec_prefix()) for h in net.hosts]
-    # The watchdog and every other process the supervisor starts read the same settings.
-    monkeypatch.setenv("EVERGREEN_DEPLOY_TARGET", "hosts")
-    monkeypatch.setenv("EVERGREEN_DEPLOY_HOSTS", json.dumps([h.model_dump() for h in hosts]))
-    monkeypatch.setenv("EVERGREEN_HOME", str(tmp_path / "home"))
-    settings = EvergreenSettings(serve_port=free_port()).ensure_dirs()
-    supervisor = Supervisor(settings, options=SupervisorOptions(ready_timeout_s=120))
-    controller = RolloutController(settings, supervisor, actor="pytest")
-    try:
-        controller.serve(fixture_spec("v1", replicas=2))
-        state = read_state(settings)
-        (first,) = state.live()
-        placed = {r.host: _namespace_of(r.process.pid) for r in first.replicas}
-        assert placed == {h.address: h.namespace for h in net.hosts}  # one on each host
-        payloads = probe_transactions(settings, 2000, seed=0)
-        load = LoadLoop(supervisor.serving_url(), rate=60, threads=4, payloads=payloads)
-        load.start()
-        try:
-            strategy = Canary(steps=(50, 100), step_s=3.0, drain_s=0.5, analysis=FAST_POLICY)
-            result = controller.deploy(fixture_spec("v2", replicas=2), strategy, "hosts canary")
-        finally:
-            samples = assert_no_failed_requests(load)
-        assert result.status == "completed" and all(a["passed"] for a in result.analyses)
-        assert {s.model_version for s in samples} == {"v1", "v2"}
-        (serving,) = read_state(settings).live()
-        assert serving.spec.env["FIXTURE_MODEL_VERSION"] == "v2"
-        assert {r.host for r in serving.replicas} == {h.address for h in net.hosts}
-    finally:
-        tear_down(settings)
