@@ -339,8 +339,10 @@ class EvergreenSettings(BaseSettings):
 
     @property
     def predictions_dir(self) -> Path:
-        """The prediction log written by serving replicas."""
-        return self.home / "predictions"
+        """The prediction log written by serving replicas: a file per process, on the shared
+        store when there is one, so the canary's analysis and ``live_predictions`` on any host
+        read what replicas on every host logged."""
+        return self.artifacts_root / "predictions"
 
     @property
     def serving_dir(self) -> Path:

@@ -355,8 +355,9 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
     assert control.training_set_path(CUTOFF).is_relative_to(shared)
     assert control.training_set_path(CUTOFF).exists()
     assert not list(shared.rglob("*.tmp"))
+    # The replicas on both hosts logged their predictions to the store, a file per process.
+    logged = list(control.predictions_dir.glob("date=*/*.jsonl"))
+    assert control.predictions_dir.is_relative_to(shared) and len(logged) >= 2
     for home in (control, *homes.values()):
-        for artifacts in ("features", "training_sets", "bentoml"):
-            assert not (home.home / artifacts).exists() or not any(
-                (home.home / artifacts).rglob("*.parquet")
-            )
+        for artifacts in ("features", "training_sets", "bentoml", "predictions"):
+            assert not any(p.is_file() for p in (home.home / artifacts).rglob("*")), artifacts
