@@ -545,17 +545,20 @@ def bench_clients(
     requests: int,
     pause_ms: float,
     processes: bool = False,
+    round_trip: bool = False,
 ) -> dict:
     """p50/p99 (ms) of ``OnlineReader.read`` of one random entity, ``clients`` at once, each
     pausing ``pause_ms`` after each read (bounded: ``requests`` each): threads on one reader
     (a replica's request threads), or ``processes`` with a reader each (replica workers, each
-    serving its requests one at a time, as the bento's event loop does)."""
+    serving its requests one at a time, as the bento's event loop does). ``round_trip``
+    (processes on Redis): each read is the reader's client's bare ``PING`` instead, one round
+    trip and nothing else, the floor of any read at the same load on the same machine."""
     if processes:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter, as a worker is
         start, out = ctx.Barrier(clients), ctx.Queue()
-        args = (settings, entities, requests, pause_ms)
+        args = (settings, entities, requests, pause_ms, round_trip)
         workers = [
             ctx.Process(target=_client_process, args=(*args, i, start, out)) for i in range(clients)
         ]
@@ -601,8 +604,12 @@ def _read_path(reader) -> str:
     return "redis" if reader.redis else "sqlite" if reader.fast else "feast"
 
 
-def _client_reads(reader, entities: int, requests: int, pause_ms: float, i: int, start):
-    """One client's timed reads (ms); the first 20 warm its connection, then all start at once."""
+def _client_reads(
+    reader, entities: int, requests: int, pause_ms: float, i: int, start, round_trip=False
+):
+    """One client's timed reads (ms); the first 20 warm its connection, then all start at once.
+    ``round_trip``: a bare ``PING`` on the reader's Redis client instead of each read."""
+    read = (lambda rows, at: reader.state.client.ping()) if round_trip else reader.read
     rng = np.random.default_rng(100 + i)
     at = dt.datetime.combine(START + dt.timedelta(days=2), dt.time(12), tzinfo=dt.UTC)
     times = []
@@ -616,17 +623,18 @@ def _client_reads(reader, entities: int, requests: int, pause_ms: float, i: int,
         if n == 20:
             start.wait()
         began = time.perf_counter()
-        reader.read(rows, at)
+        read(rows, at)
         if n >= 20:
             times.append((time.perf_counter() - began) * 1000)
         time.sleep(pause_ms / 1000)
     return times
 
 
-def _client_process(settings, entities, requests, pause_ms, i, start, out) -> None:
+def _client_process(settings, entities, requests, pause_ms, round_trip, i, start, out) -> None:
     """A client process: its own reader, its timed reads sent back with the read path."""
     reader = _client_reader(settings)
-    out.put((_client_reads(reader, entities, requests, pause_ms, i, start), _read_path(reader)))
+    times = _client_reads(reader, entities, requests, pause_ms, i, start, round_trip)
+    out.put((times, _read_path(reader)))
 
 
 def clients_figures(workdir: Path, args) -> dict:
@@ -655,6 +663,22 @@ def clients_figures(workdir: Path, args) -> dict:
                 assert lat["path"] == name, lat  # each store through its own fast path
                 for q in ("p50", "p99"):
                     figures[f"online_get_1_{n}_{kind}_{name}_{q}_ms"] = round(lat[f"{q}_ms"], 3)
+        # The floor of the processes' Redis read: one bare round trip each, same load (the
+        # loop's last home is the Redis one).
+        floor = bench_clients(
+            settings,
+            args.clients_entities,
+            n,
+            args.client_requests,
+            args.client_pause_ms,
+            processes=True,
+            round_trip=True,
+        )
+        for q in ("p50", "p99"):
+            figures[f"redis_round_trip_{n}_client_processes_{q}_ms"] = round(floor[f"{q}_ms"], 3)
+            ours = figures[f"online_get_1_{n}_client_processes_redis_{q}_ms"]
+            key = f"online_get_1_{n}_client_processes_redis_over_round_trip_{q}"
+            figures[key] = round(ours / floor[f"{q}_ms"], 2)
     finally:
         redis.stop()
     for kind in ("clients", "client_processes"):
@@ -768,7 +792,8 @@ def print_table(f: dict) -> None:
     print("       online entities/s >= 50,000 (a day = both views);")
     print("       online_get_1_p99_ms <= 1; online_get_100_p99_ms <= 10;")
     print("       online_get_1_16_clients_redis_p99_ms <= 2 (threads of one process; and the")
-    print("       client_processes figure: a process each, as replica workers are)")
+    print("       client_processes figure: a process each, as replica workers are, beside")
+    print("       redis_round_trip: a bare PING from each process, the floor at that load)")
 
 
 def main() -> None:
