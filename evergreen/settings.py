@@ -41,6 +41,11 @@ class ReplicaHost(BaseModel):
 
     address: str = "127.0.0.1"
     launcher: list[str] = Field(default_factory=list)
+    home: str | None = Field(
+        default=None,
+        description="The host's own EVERGREEN_HOME for its replicas (their BentoML homes); "
+        "needs the shared store, where their prediction log goes. Default: the controller's.",
+    )
 
 
 def settings_home(home: Path | str | None = None) -> Path:

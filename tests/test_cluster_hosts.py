@@ -246,10 +246,13 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
         "redis_url": f"redis://{net.gateway}:{redis.port}/0",
         "shared_store": shared,
     }
-    replicas = [ReplicaHost(address=h.address, launcher=h.exec_prefix()) for h in net.hosts]
     control = _home(tmp_path, "control", {**cluster, "serve_port": free_port()})
     hosts = {f"w{i}@{h.name}": h for i, h in enumerate(net.hosts, 1)}
     homes = {name: _home(tmp_path, host.name, cluster) for name, host in hosts.items()}
+    replicas = [  # a replica on each worker host, its BentoML home in that host's home
+        ReplicaHost(address=h.address, launcher=h.exec_prefix(), home=str(homes[name].home))
+        for name, h in hosts.items()
+    ]
     # The landed history's raw partitions, on the shared store where every host reads them.
     shutil.copytree(pipeline_home.landing_dir, control.landing_dir, dirs_exist_ok=True)
     for i in range(ZONE_DAYS):
@@ -329,6 +332,9 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
             assert serving.spec.env["EVERGREEN_REVISION_NOTE"] == "canary"
             assert serving.spec.bento_tag == first.spec.bento_tag  # the same bento, new revision
             assert {r.host for r in serving.replicas} == {h.address for h in net.hosts}
+            for home in homes.values():  # each replica's own folder on its own host
+                assert list(home.serving_dir.glob(f"{serving.name}/replica-*/bentoml"))
+            assert not list(control.serving_dir.glob("*/replica-*/bentoml"))
             (rolled,) = [
                 e.dagster_event.step_materialization_data.materialization.metadata
                 for e in instance.all_logs(canary_run)

@@ -116,6 +116,20 @@ def replica_bentoml_home(settings: EvergreenSettings, revision: str, index: int)
     return home
 
 
+def _host_settings(settings: EvergreenSettings, host: ReplicaHost) -> EvergreenSettings:
+    """The settings of a replica on ``host``: its own home when it has one (the replica's
+    BentoML home goes there; the model and bento stores, the online store and the prediction
+    log stay shared), else the controller's."""
+    if host.home is None:
+        return settings
+    if settings.shared_store is None:
+        raise ValueError(
+            f"host {host.address} has a home of its own, which needs EVERGREEN_SHARED_STORE: "
+            "its replicas' prediction log (which the canary's analysis reads) goes there"
+        )
+    return settings.model_copy(update={"home": Path(host.home)})
+
+
 class ProcessTarget:
     """``bentoml serve`` replicas as detached processes on this machine."""
 
@@ -148,9 +162,10 @@ class ProcessTarget:
         from evergreen.serving.process import serving_env
 
         log = settings.serving_dir / revision / f"replica-{index}.log"
-        env = serving_env(settings, spec.env)
-        env["BENTOML_HOME"] = str(replica_bentoml_home(settings, revision, index))
         host = self.place(index)
+        on_host = _host_settings(settings, host)
+        env = serving_env(on_host, spec.env)
+        env["BENTOML_HOME"] = str(replica_bentoml_home(on_host, revision, index))
         process = spawn_detached(
             self.command(spec, port, host),
             env=env,

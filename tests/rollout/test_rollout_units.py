@@ -473,3 +473,21 @@ def test_the_hosts_target_spreads_replicas_over_its_hosts_and_names_a_missing_se
     old = ReplicaState.from_dict({"index": 0, "port": 9000, "log": "x", "started_at": "t"})
     placed = ReplicaState.from_dict({**old.__dict__, "host": "10.9.0.12", "process": None})
     assert (old.dial, placed.dial) == ("127.0.0.1:9000", "10.9.0.12:9000")
+
+
+def test_a_host_with_a_home_of_its_own_needs_the_shared_store(tmp_path):
+    """A replica host's own home holds its replicas' state; without a shared store their
+    prediction log would land where the canary's analysis cannot read it: refused by name."""
+    from evergreen.rollout.targets import _host_settings
+    from evergreen.settings import EvergreenSettings, ReplicaHost
+
+    host = ReplicaHost(address="10.9.0.11", home=str(tmp_path / "h1"))
+    alone = EvergreenSettings(home=tmp_path / "control")
+    with pytest.raises(ValueError, match="EVERGREEN_SHARED_STORE"):
+        _host_settings(alone, host)
+    shared = alone.model_copy(update={"shared_store": tmp_path / "shared"})
+    on_host = _host_settings(shared, host)
+    assert on_host.home == tmp_path / "h1" and on_host.serving_dir.is_relative_to(tmp_path / "h1")
+    assert on_host.predictions_dir == shared.predictions_dir  # one log, on the store
+    assert on_host.bentoml_home == shared.bentoml_home
+    assert _host_settings(shared, ReplicaHost(address="10.9.0.12")) is shared
