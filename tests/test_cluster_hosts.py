@@ -38,10 +38,13 @@ BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
-# The shortened loop's run: the cut-off day's two feature tables (at once: one on each
-# host), the day's online features and request-time state on Redis, then the retrain job's
-# assets of that day, through the gate.
+# The shortened loop's run: the cut-off day's raw partitions (landed, ingested from the
+# shared store's landing zone), its two feature tables (at once: one on each host), the day's
+# online features and request-time state on Redis, then the retrain job's assets of that day,
+# through the gate.
 LOOP = (
+    "raw_transactions",
+    "raw_labels",
     "customer_spending_features",
     "terminal_risk_features",
     "online_features",
@@ -197,6 +200,15 @@ def _steps_on_workers(instance, run_id: str) -> dict[str, str]:
     return ran_on
 
 
+def _steps_started(instance, run_id: str) -> set[str]:
+    """Every step a run started, wherever it ran."""
+    return {
+        e.dagster_event.step_key
+        for e in instance.all_logs(run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+    }
+
+
 @contextlib.contextmanager
 def _control_plane(env: dict, folder: Path):
     """``dagster-webserver`` and ``dagster-daemon`` in the root namespace on the cluster's
@@ -221,8 +233,8 @@ def _control_plane(env: dict, folder: Path):
 @pytest.mark.e2e
 def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_home):
     """The shortened loop on the cluster profile, launched through the webserver: its steps
-    execute on the two worker hosts (each named in the run's events, the two feature steps
-    at once, one each) over the test network, and the gate makes a champion in the ledger on
+    execute on the two worker hosts (each named in the run's events, both hosts taking
+    steps; the raw partitions written by them) over the test network, and the gate makes a champion in the ledger on
     PostgreSQL; the daemon's deploy sensor then rolls the champion's bento out from the
     control plane, a replica on each host behind the router in the root namespace; a canary
     of a new revision of it completes under load with every request through the router
@@ -253,9 +265,10 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
         ReplicaHost(address=h.address, launcher=h.exec_prefix(), home=str(homes[name].home))
         for name, h in hosts.items()
     ]
-    # The landed history's raw partitions, on the shared store where every host reads them.
+    # The landed history's raw partitions, on the shared store where every host reads them;
+    # the cut-off day's are the run's to write.
     shutil.copytree(pipeline_home.landing_dir, control.landing_dir, dirs_exist_ok=True)
-    for i in range(ZONE_DAYS):
+    for i in range(ZONE_DAYS - 1):
         ingest_partition(control, "transactions", day(i))
         ingest_partition(control, "labels", day(i))
     # The history's features are on the shared store already; the definitions in the SQL
@@ -292,8 +305,8 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
             _finished(instance, loop_run, ui)
             ran_on = _steps_on_workers(instance, loop_run)
             assert sorted(ran_on) == sorted(LOOP)  # every step on a worker host, none here
-            features = {ran_on["customer_spending_features"], ran_on["terminal_risk_features"]}
-            assert features == set(hosts)  # the two at once, one on each host
+            assert set(ran_on) == _steps_started(instance, loop_run)
+            assert set(ran_on.values()) == set(hosts)  # both hosts took the run's steps
             champion = ModelRegistry(control).champion()
             assert champion is not None and champion.cutoff == CUTOFF.isoformat()
 
@@ -358,6 +371,8 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
     assert ModelRegistry(control).artifact_path(champion.tag).is_relative_to(shared)
     # What the steps wrote is on the shared store, renamed into place; nothing in any home.
     assert all(path.exists() for path in made_by_the_run)
+    for table in ("raw_transactions", "raw_labels"):  # the cut-off day's, by a worker host
+        assert list((shared / "raw" / table / f"date={CUTOFF.isoformat()}").glob("part-*"))
     assert control.training_set_path(CUTOFF).is_relative_to(shared)
     assert control.training_set_path(CUTOFF).exists()
     assert not list(shared.rglob("*.tmp"))
@@ -365,5 +380,5 @@ def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_h
     logged = list(control.predictions_dir.glob("date=*/*.jsonl"))
     assert control.predictions_dir.is_relative_to(shared) and len(logged) >= 2
     for home in (control, *homes.values()):
-        for artifacts in ("features", "training_sets", "bentoml", "predictions"):
+        for artifacts in ("raw", "features", "training_sets", "bentoml", "predictions"):
             assert not any(p.is_file() for p in (home.home / artifacts).rglob("*")), artifacts
