@@ -234,11 +234,11 @@ def _control_plane(env: dict, folder: Path):
 def test_the_loop_runs_on_the_cluster_across_hosts(network, tmp_path, pipeline_home):
     """The shortened loop on the cluster profile, launched through the webserver: its steps
     execute on the two worker hosts (each named in the run's events, both hosts taking
-    steps; the raw partitions written by them) over the test network, and the gate makes a champion in the ledger on
-    PostgreSQL; the daemon's deploy sensor then rolls the champion's bento out from the
-    control plane, a replica on each host behind the router in the root namespace; a canary
-    of a new revision of it completes under load with every request through the router
-    answered."""
+    steps; the raw partitions written by them) over the test network, and the gate makes a
+    champion in the ledger on PostgreSQL; the daemon's deploy sensor then rolls the
+    champion's bento out from the control plane, a replica on each host behind the router in
+    the root namespace; a canary of a new revision of it completes under load with every
+    request through the router answered."""
     from dagster import DagsterInstance
 
     from evergreen.features.feast_client import apply_definitions
