@@ -54,7 +54,7 @@ def live_predictions(context: AssetExecutionContext, evergreen: EvergreenResourc
     settings = evergreen.settings()
     day = dt.date.fromisoformat(context.partition_key)
     with warehouse(settings) as conn:
-        load = load_day(conn, settings.predictions_dir, day)
+        load = load_day(conn, settings, day)
     if load.skipped:
         context.log.warning(f"{day}: {load.skipped} incomplete log line(s) skipped")
     models = [[f"`{tag}`", f"{n:,}"] for tag, n in load.by_model.items()] or [["(none)", 0]]

@@ -206,7 +206,7 @@ def log_day(settings: EvergreenSettings, frame: pd.DataFrame, tag: str, day: dt.
     log.append(prediction_records(txs, features, scored, dt.datetime.now(dt.UTC)))
     log.close()
     with warehouse(settings) as conn:
-        return load_day(conn, settings.predictions_dir, day).rows
+        return load_day(conn, settings, day).rows
 
 
 def judge_days(world: DriftWorld, tag: str) -> list[dict]:

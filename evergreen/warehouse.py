@@ -145,12 +145,17 @@ def ingest_warehouse(settings: EvergreenSettings) -> Iterator[duckdb.DuckDBPyCon
 
 
 def attach_raw_files(conn: duckdb.DuckDBPyConnection, raw_dir: Path) -> None:
-    """(Re)define each raw table and the ingest log as a temporary view over its files under
-    ``raw_dir`` as they are now: each partition's newest version, every log file (a snapshot:
+    """(Re)define each raw table, the ingest log and ``live_predictions`` as a temporary view
+    over its files under ``raw_dir`` as they are now: each partition's newest version, every log
+    file (a snapshot:
     the connection reads the same files to its end; a table with no file yet is empty, with its
     columns and types)."""
+    from evergreen.serving.live_predictions import TABLE as LIVE
+    from evergreen.serving.live_predictions import table_ddl
+
     create_tables(conn, STAGED, temp=True)
-    for table in RAW_TABLES:
+    conn.execute(table_ddl(STAGED + LIVE, temp=True))  # the served days: partitioned as raw
+    for table in (*RAW_TABLES, LIVE):
         typed = f"SELECT * FROM {STAGED}{table} WHERE false"
         files = _log_files(raw_dir) if table == INGEST_LOG else _newest_versions(raw_dir, table)
         if files:  # read_parquet refuses an empty list

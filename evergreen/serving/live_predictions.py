@@ -15,6 +15,8 @@ from pathlib import Path
 import duckdb
 
 from evergreen.serving.prediction_log import LOG_GLOB, day_dir
+from evergreen.settings import EvergreenSettings
+from evergreen.warehouse import replace_partition
 
 TABLE = "live_predictions"
 LOG_COLUMNS = {
@@ -38,11 +40,18 @@ LOG_COLUMNS = {
 }
 _REQUIRED = ("request_id", "model_version", "transaction_id", "tx_datetime", "fraud_probability")
 
-DDL = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (\n    partition_date DATE NOT NULL,\n    "
-    + ",\n    ".join(f"{name} {kind}" for name, kind in LOG_COLUMNS.items())
-    + ",\n    source_file VARCHAR NOT NULL\n)"
-)
+
+def table_ddl(name: str = TABLE, temp: bool = False) -> str:
+    """The table's DDL (``temp``: a temporary table of the same columns named ``name``)."""
+    kind = "TEMP TABLE" if temp else "TABLE"
+    return (
+        f"CREATE {kind} IF NOT EXISTS {name} (\n    partition_date DATE NOT NULL,\n    "
+        + ",\n    ".join(f"{column} {type_}" for column, type_ in LOG_COLUMNS.items())
+        + ",\n    source_file VARCHAR NOT NULL\n)"
+    )
+
+
+DDL = table_ddl()
 
 
 @dataclass
@@ -65,27 +74,28 @@ def _complete_lines(files: list[Path]) -> int:
     return sum(path.read_bytes().count(b"\n") for path in files)
 
 
-def load_day(conn: duckdb.DuckDBPyConnection, predictions_dir: Path, day: dt.date) -> DayLoad:
-    """Replace the day's rows of ``live_predictions`` with the day's log files."""
-    conn.execute(DDL)
-    files = sorted(day_dir(predictions_dir, day).glob(LOG_GLOB))
+def load_day(conn: duckdb.DuckDBPyConnection, settings: EvergreenSettings, day: dt.date) -> DayLoad:
+    """Replace the day's rows of ``live_predictions`` with the day's log files: in the
+    warehouse file in one transaction; on the cluster profile as the day's next version on the
+    shared store, as a raw partition is (``evergreen.warehouse.replace_partition``), so every
+    host's connection reads it."""
+    files = sorted(day_dir(settings.predictions_dir, day).glob(LOG_GLOB))
     load = DayLoad(day, files, _complete_lines(files), 0)
     selected = ", ".join(LOG_COLUMNS)
     complete = " AND ".join(f"{name} IS NOT NULL" for name in _REQUIRED)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(f"DELETE FROM {TABLE} WHERE partition_date = $day", {"day": day})
+
+    def insert(target: str) -> None:
         if files:
             conn.execute(
-                f"INSERT INTO {TABLE} SELECT $day::DATE, {selected}, filename "
+                f"INSERT INTO {target} SELECT $day::DATE, {selected}, filename "
                 "FROM read_json($files, format = 'newline_delimited', columns = $columns, "
                 f"filename = true, ignore_errors = true) WHERE {complete}",
                 {"day": day, "files": [str(f) for f in files], "columns": LOG_COLUMNS},
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+
+    if not settings.is_cluster:
+        conn.execute(DDL)
+    replace_partition(conn, settings, TABLE, day, insert)
     _summarise(conn, load)
     return load
 
