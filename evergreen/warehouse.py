@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from evergreen.ingest.contracts import FEEDS, PROVENANCE_COLUMNS
+from evergreen.serving.live_schema import TABLE as LIVE
+from evergreen.serving.live_schema import table_ddl
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -150,9 +152,6 @@ def attach_raw_files(conn: duckdb.DuckDBPyConnection, raw_dir: Path) -> None:
     file (a snapshot:
     the connection reads the same files to its end; a table with no file yet is empty, with its
     columns and types)."""
-    from evergreen.serving.live_predictions import TABLE as LIVE
-    from evergreen.serving.live_predictions import table_ddl
-
     create_tables(conn, STAGED, temp=True)
     conn.execute(table_ddl(STAGED + LIVE, temp=True))  # the served days: partitioned as raw
     for table in (*RAW_TABLES, LIVE):

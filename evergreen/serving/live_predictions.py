@@ -14,42 +14,12 @@ from pathlib import Path
 
 import duckdb
 
+from evergreen.serving.live_schema import LOG_COLUMNS, REQUIRED, TABLE, table_ddl
 from evergreen.serving.prediction_log import LOG_GLOB, day_dir
 from evergreen.settings import EvergreenSettings
 from evergreen.warehouse import replace_partition
 
-TABLE = "live_predictions"
-LOG_COLUMNS = {
-    "request_id": "VARCHAR",
-    "predicted_at": "TIMESTAMP",
-    "model_version": "VARCHAR",
-    "transaction_id": "BIGINT",
-    "customer_id": "BIGINT",
-    "terminal_id": "BIGINT",
-    "amount": "DOUBLE",
-    "tx_datetime": "TIMESTAMP",
-    "region": "VARCHAR",
-    "channel": "VARCHAR",
-    "card_type": "VARCHAR",
-    "features": "JSON",
-    "features_missing": "VARCHAR[]",
-    "fraud_probability": "DOUBLE",
-    "threshold": "DOUBLE",
-    "decision": "BOOLEAN",
-    "replica": "VARCHAR",
-}
-_REQUIRED = ("request_id", "model_version", "transaction_id", "tx_datetime", "fraud_probability")
-
-
-def table_ddl(name: str = TABLE, temp: bool = False) -> str:
-    """The table's DDL (``temp``: a temporary table of the same columns named ``name``)."""
-    kind = "TEMP TABLE" if temp else "TABLE"
-    return (
-        f"CREATE {kind} IF NOT EXISTS {name} (\n    partition_date DATE NOT NULL,\n    "
-        + ",\n    ".join(f"{column} {type_}" for column, type_ in LOG_COLUMNS.items())
-        + ",\n    source_file VARCHAR NOT NULL\n)"
-    )
-
+__all__ = ["LOG_COLUMNS", "TABLE", "DayLoad", "load_day"]
 
 DDL = table_ddl()
 
@@ -82,7 +52,7 @@ def load_day(conn: duckdb.DuckDBPyConnection, settings: EvergreenSettings, day: 
     files = sorted(day_dir(settings.predictions_dir, day).glob(LOG_GLOB))
     load = DayLoad(day, files, _complete_lines(files), 0)
     selected = ", ".join(LOG_COLUMNS)
-    complete = " AND ".join(f"{name} IS NOT NULL" for name in _REQUIRED)
+    complete = " AND ".join(f"{name} IS NOT NULL" for name in REQUIRED)
 
     def insert(target: str) -> None:
         if files:
