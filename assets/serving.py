@@ -47,7 +47,8 @@ ACTOR = "dagster:bento"
 def live_predictions(context: AssetExecutionContext, evergreen: EvergreenResource):
     """The day's prediction log (every replica's file of that transaction day) loaded into the
     warehouse table ``live_predictions``; the day's rows are replaced in one transaction."""
-    from evergreen.serving.live_predictions import TABLE, load_day
+    from evergreen.serving.live_predictions import load_day
+    from evergreen.serving.live_schema import TABLE
     from evergreen.serving.prediction_log import day_dir
     from evergreen.warehouse import warehouse
 

@@ -153,7 +153,7 @@ def scored_on(settings: EvergreenSettings, day: dt.date) -> dict[str, Any]:
     the revision and the rollout that routed that model then."""
     import duckdb
 
-    from evergreen.serving.live_predictions import LOG_COLUMNS
+    from evergreen.serving.live_schema import LOG_COLUMNS
     from evergreen.serving.prediction_log import LOG_GLOB, day_dir
 
     answer: dict[str, Any] = {"day": day.isoformat(), "clock": "data", "transactions": 0}

@@ -1,8 +1,9 @@
 """The ``live_predictions`` warehouse table: a day of the prediction log, loaded idempotently.
 
 Every replica's files of the day (``<predictions_dir>/date=D/*.jsonl``) are read by DuckDB in
-one statement; the day's rows are deleted and inserted in one transaction, so loading a day
-twice gives the same table, and a reader never sees half a day. A line a replica was still
+one statement; the day's rows are deleted and inserted in one transaction (on the cluster
+profile: written as the day's next version on the shared store), so loading a day twice gives
+the same table, and a reader never sees half a day. A line a replica was still
 writing (or cut short by a crash) is skipped and counted, never loaded half.
 """
 
@@ -18,8 +19,6 @@ from evergreen.serving.live_schema import LOG_COLUMNS, REQUIRED, TABLE, table_dd
 from evergreen.serving.prediction_log import LOG_GLOB, day_dir
 from evergreen.settings import EvergreenSettings
 from evergreen.warehouse import replace_partition
-
-__all__ = ["LOG_COLUMNS", "TABLE", "DayLoad", "load_day"]
 
 DDL = table_ddl()
 
