@@ -649,8 +649,9 @@ def clients_figures(workdir: Path, args) -> dict:
     redis = RedisServer(workdir / "redis", free_port()).start()
     try:
         on = {"type": "redis", "connection_string": f"{redis.host}:{redis.port}"}
+        homes = {}
         for name, store in (("sqlite", None), ("redis", on)):
-            settings = _client_home(workdir, args.clients_entities, store)
+            settings = homes[name] = _client_home(workdir, args.clients_entities, store)
             for kind, processes in (("clients", False), ("client_processes", True)):
                 lat = bench_clients(
                     settings,
@@ -663,10 +664,9 @@ def clients_figures(workdir: Path, args) -> dict:
                 assert lat["path"] == name, lat  # each store through its own fast path
                 for q in ("p50", "p99"):
                     figures[f"online_get_1_{n}_{kind}_{name}_{q}_ms"] = round(lat[f"{q}_ms"], 3)
-        # The floor of the processes' Redis read: one bare round trip each, same load (the
-        # loop's last home is the Redis one).
+        # The floor of the processes' Redis read: one bare round trip each, same load.
         floor = bench_clients(
-            settings,
+            homes["redis"],
             args.clients_entities,
             n,
             args.client_requests,

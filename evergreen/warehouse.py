@@ -149,9 +149,8 @@ def ingest_warehouse(settings: EvergreenSettings) -> Iterator[duckdb.DuckDBPyCon
 def attach_raw_files(conn: duckdb.DuckDBPyConnection, raw_dir: Path) -> None:
     """(Re)define each raw table, the ingest log and ``live_predictions`` as a temporary view
     over its files under ``raw_dir`` as they are now: each partition's newest version, every log
-    file (a snapshot:
-    the connection reads the same files to its end; a table with no file yet is empty, with its
-    columns and types)."""
+    file (a snapshot: the connection reads the same files to its end; a table with no file yet
+    is empty, with its columns and types)."""
     create_tables(conn, STAGED, temp=True)
     conn.execute(table_ddl(STAGED + LIVE, temp=True))  # the served days: partitioned as raw
     for table in (*RAW_TABLES, LIVE):
