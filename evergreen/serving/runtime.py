@@ -126,8 +126,11 @@ def serving_model(stored: Any) -> ServingModel:
     def predict_rows(rows: list[list[Any]]):
         if not rows:
             return []
-        # Rows as lists: no pandas frame, no Pool of a frame (~20x faster per row).
-        pool = Pool(rows, cat_features=positions)
+        # Rows as lists: no pandas frame, no Pool of a frame (~20x faster per row). One thread
+        # for the Pool too: its default (every core) wakes CatBoost's TBB worker, which then
+        # spins in sched_yield and burns the other core for as long as requests keep coming
+        # (process CPU twice the request's own; bench/serving.py's server CPU per request).
+        pool = Pool(rows, cat_features=positions, thread_count=PREDICT_THREADS)
         return classifier.predict_proba(pool, thread_count=PREDICT_THREADS)[:, 1]
 
     return ServingModel(

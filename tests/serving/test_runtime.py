@@ -157,3 +157,32 @@ def test_container_settings_make_the_bento_install_offline_from_local_wheels(tmp
     assert offline["python"]["find_links"] == [str(tmp_path)]
     assert {"name": "UV_OFFLINE", "value": "1"} in offline["envs"]
     assert "base_image" not in plain["docker"]  # the bentofile itself is untouched
+
+
+def test_scoring_a_row_keeps_to_the_callers_thread(serving_home):
+    """CatBoost's Pool built with its default thread count wakes a TBB worker that then spins
+    (sched_yield) on the other core for as long as requests keep coming: a replica burnt two
+    cores for one core's work. Other threads' CPU while scoring must stay near zero."""
+    import time
+
+    from evergreen.features.feast_client import OnlineReader, feature_store
+    from evergreen.models.bentoml_home import model_store
+    from evergreen.serving.runtime import serving_model
+    from evergreen.serving.schemas import Transaction
+    from evergreen.serving.scoring import model_rows, read_features
+    from tests.serving.conftest import served_transactions
+
+    settings = serving_home.settings
+    transactions = [Transaction.model_validate(b) for b in served_transactions(settings, 1)]
+    features = read_features(OnlineReader.open(feature_store(settings)), transactions)
+    served = serving_model(model_store(settings).get(serving_home.champion))
+    rows = model_rows(transactions, features, served)
+    served.predict_rows(rows)
+    time.sleep(0.3)  # let any worker woken by earlier fits in this process fall asleep
+
+    process, own = time.process_time(), time.thread_time()
+    for _ in range(2000):
+        served.predict_rows(rows)
+    own = time.thread_time() - own
+    others = time.process_time() - process - own
+    assert others < 0.25 * own, f"other threads used {others:.3f} s of CPU beside {own:.3f} s"
