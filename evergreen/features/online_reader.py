@@ -48,6 +48,7 @@ from evergreen.features.repo import FEATURE_SERVICE
 from evergreen.features.sqlite_online_store import (
     EvergreenSqliteOnlineStore,
     EvergreenSqliteOnlineStoreConfig,
+    WalCheckpointer,
     join_key,
     realtime_state_of,
 )
@@ -136,6 +137,7 @@ class OnlineReader:
     _state: RealtimeState | RedisRealtimeState | None = field(default=None, repr=False)
     _derived: list[_Derived] = field(default_factory=list, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    _checkpointer: WalCheckpointer | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, store: FeatureStore, service_name: str = FEATURE_SERVICE) -> OnlineReader:
@@ -214,7 +216,24 @@ class OnlineReader:
             conn = self._local.conn = store.connect(self.store.config)
             conn.execute("PRAGMA busy_timeout = 10000")  # a replica's write waits for another's
             conn.execute("PRAGMA synchronous = NORMAL")
+            if self._checkpointer is not None:  # its thread checkpoints, not the request's
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
+
+    def checkpoint_in_background(self) -> None:
+        """On Evergreen's SQLite store, leave WAL checkpoints to a thread of their own
+        (``WalCheckpointer``: a serving process's requests then never wait on a sync); call
+        before the first read, and ``close`` at the end. Elsewhere nothing to do."""
+        if self.fast and self._checkpointer is None:
+            store = EvergreenSqliteOnlineStore()
+            self._checkpointer = store.checkpointer(self.store.config).start()
+
+    def close(self) -> None:
+        """Stop the background checkpoints, if any, and close the state's own client."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.state.close()
 
     def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
         """Features for ``rows`` (join keys and request fields, column lists) at time ``at``:

@@ -32,7 +32,9 @@ Imports Feast: import this module only where Feast is already imported.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -53,6 +55,8 @@ from feast.value_type import ValueType
 
 from evergreen.features import realtime_state
 from evergreen.features.realtime import is_realtime
+
+logger = logging.getLogger(__name__)
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], dt.datetime, dt.datetime | None]
 # Feast value type -> (SQLite column type, ValueProto field): the scalar types this store keeps.
@@ -122,6 +126,60 @@ def _arrow_micros(column: pa.ChunkedArray) -> list[int | None]:
     return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
 
 
+class WalCheckpointer:
+    """Checkpoints the WAL of one SQLite file from a thread of its own, every ``interval_s``.
+
+    Why: by default the connection whose commit takes the WAL past 1,000 pages copies them into
+    the database and syncs both files, there and then. On a replica that is the request's
+    thread: a few milliseconds of ``fdatasync`` every ~250 requests, which every request in
+    flight waits out (the bento's p99 at 16 clients was 2.4x its p50). Connections that leave
+    the WAL to this thread turn their own checkpoints off (``PRAGMA wal_autocheckpoint = 0``).
+
+    Each round is PASSIVE: it never waits for, nor blocks, a reader or a writer, and SQLite runs
+    it without Python's GIL, on the other core. A writer that never pauses keeps adding frames
+    while it copies, so the WAL would never be rewound and would grow without end; once it holds
+    ``restart_frames`` frames, a RESTART checkpoint (which holds writers back while it copies the
+    few frames the PASSIVE one left, and syncs) rewinds it: one short stall per tens of
+    megabytes instead of one per four. Another process checkpointing at the same moment makes a
+    round a no-op (logged at debug)."""
+
+    def __init__(self, path: str, interval_s: float = 0.25, restart_frames: int = 16_384) -> None:
+        self.path, self.interval_s, self.restart_frames = path, interval_s, restart_frames
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+
+    def start(self) -> WalCheckpointer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after one last checkpoint."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 1000")
+            while True:
+                stopping = self._stop.wait(self.interval_s)
+                self.checkpoint(conn)
+                if stopping:
+                    return
+        finally:
+            conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        """One round: PASSIVE, then RESTART if the WAL has grown past ``restart_frames``."""
+        try:
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= self.restart_frames:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        except sqlite3.OperationalError as exc:  # another checkpoint held the lock
+            logger.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
+
+
 class EvergreenSqliteOnlineStore(SqliteOnlineStore):
     """SQLite online store with one row per entity and a column per feature (module docstring)."""
 
@@ -136,6 +194,10 @@ class EvergreenSqliteOnlineStore(SqliteOnlineStore):
         conn = sqlite3.connect(self._get_db_path(config), check_same_thread=False)
         conn.execute(f"PRAGMA mmap_size = {_READ_MMAP_BYTES}")
         return conn
+
+    def checkpointer(self, config: RepoConfig) -> WalCheckpointer:
+        """A (not yet started) ``WalCheckpointer`` of the store's file."""
+        return WalCheckpointer(self._get_db_path(config))
 
     def _upsert_sql(self, config: RepoConfig, table: FeatureView) -> str:
         name = self.table_name(config, table)

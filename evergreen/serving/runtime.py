@@ -218,6 +218,7 @@ class ServingRuntime:
                 f"version {self.model.feature_service_version}, the store has {applied!r}"
             )
             return
+        reader.checkpoint_in_background()  # no request waits on a WAL checkpoint's sync
         self._reader = reader
 
     def predict(self, request: PredictRequest) -> PredictResponse:
@@ -336,4 +337,4 @@ class ServingRuntime:
     def close(self) -> None:
         self.log.close()
         if self._reader is not None:
-            self._reader.state.close()
+            self._reader.close()

@@ -186,3 +186,22 @@ def test_scoring_a_row_keeps_to_the_callers_thread(serving_home):
     own = time.thread_time() - own
     others = time.process_time() - process - own
     assert others < 0.25 * own, f"other threads used {others:.3f} s of CPU beside {own:.3f} s"
+
+
+def test_a_serving_runtime_leaves_wal_checkpoints_to_a_thread_of_their_own(serving_home, tmp_path):
+    """No request pays for a WAL checkpoint's sync (``WalCheckpointer``)."""
+    from evergreen.models.bentoml_home import model_store
+    from evergreen.serving.prediction_log import PredictionLog
+    from evergreen.serving.runtime import ServingRuntime, serving_model
+
+    settings = serving_home.settings
+    model = serving_model(model_store(settings).get(serving_home.champion))
+    runtime = ServingRuntime(settings, model, PredictionLog(tmp_path / "log")).open()
+    reader = runtime.reader()
+    checkpoints = reader._checkpointer._thread
+    try:
+        assert reader.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert checkpoints.is_alive()
+    finally:
+        runtime.close()
+    assert not checkpoints.is_alive()
