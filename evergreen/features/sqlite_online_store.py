@@ -57,6 +57,7 @@ from evergreen.features import realtime_state
 from evergreen.features.realtime import is_realtime
 
 logger = logging.getLogger(__name__)
+_CHECKPOINT_BUSY_MS = 20  # how long a checkpoint round may wait for a lock
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], dt.datetime, dt.datetime | None]
 # Feast value type -> (SQLite column type, ValueProto field): the scalar types this store keeps.
@@ -161,7 +162,10 @@ class WalCheckpointer:
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute("PRAGMA busy_timeout = 1000")
+            # Short: a RESTART holds the write lock while it waits for readers, and a reader
+            # that keeps an old snapshot (another process's long read) must not hold the
+            # replicas' writes back for longer than this; the next round tries again.
+            conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")
             while True:
                 stopping = self._stop.wait(self.interval_s)
                 self.checkpoint(conn)

@@ -26,6 +26,8 @@ def _writer(path, stop: threading.Event, commits: list[int]) -> None:
 
 def _wal_frames_after_writing(path, checkpointer: WalCheckpointer | None) -> tuple[int, int]:
     """(the most frames the WAL file ever held, commits) after ~1.5 s of writes."""
+    # Open throughout: SQLite deletes the WAL file when the last connection to it closes.
+    holder = sqlite3.connect(path)
     stop, commits = threading.Event(), []
     writer = threading.Thread(target=_writer, args=(path, stop, commits))
     writer.start()
@@ -36,10 +38,11 @@ def _wal_frames_after_writing(path, checkpointer: WalCheckpointer | None) -> tup
     writer.join()
     if checkpointer is not None:
         checkpointer.stop()
-    with sqlite3.connect(path) as conn:
-        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    page = holder.execute("PRAGMA page_size").fetchone()[0]
     # The file is never shrunk, only rewound: its size is its high-water mark.
-    return path.with_name(path.name + "-wal").stat().st_size // (page + 24), commits[0]
+    frames = path.with_name(path.name + "-wal").stat().st_size // (page + 24)
+    holder.close()
+    return frames, commits[0]
 
 
 def _database(path) -> None:
