@@ -26,8 +26,10 @@ def _writer(path, stop: threading.Event, commits: list[int]) -> None:
 
 def _wal_frames_after_writing(path, checkpointer: WalCheckpointer | None) -> tuple[int, int]:
     """(the most frames the WAL file ever held, commits) after ~1.5 s of writes."""
-    # Open throughout: SQLite deletes the WAL file when the last connection to it closes.
+    # Open, and reading, throughout: SQLite deletes the WAL file when the last connection that
+    # has it open closes, and a connection opens it at its first read, not at connect.
     holder = sqlite3.connect(path)
+    holder.execute("SELECT count(*) FROM events").fetchall()
     stop, commits = threading.Event(), []
     writer = threading.Thread(target=_writer, args=(path, stop, commits))
     writer.start()
@@ -36,11 +38,11 @@ def _wal_frames_after_writing(path, checkpointer: WalCheckpointer | None) -> tup
     stop.wait(1.5)
     stop.set()
     writer.join()
-    if checkpointer is not None:
-        checkpointer.stop()
-    page = holder.execute("PRAGMA page_size").fetchone()[0]
+    page = holder.execute("PRAGMA page_size").fetchall()[0][0]
     # The file is never shrunk, only rewound: its size is its high-water mark.
     frames = path.with_name(path.name + "-wal").stat().st_size // (page + 24)
+    if checkpointer is not None:
+        checkpointer.stop()
     holder.close()
     return frames, commits[0]
 
