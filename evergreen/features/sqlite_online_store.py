@@ -132,7 +132,7 @@ class WalCheckpointer:
 
     Why: by default the connection whose commit takes the WAL past 1,000 pages copies them into
     the database and syncs both files, there and then. On a replica that is the request's
-    thread: a few milliseconds of ``fdatasync`` every ~250 requests, which every request in
+    thread: a few milliseconds of ``fdatasync`` every few hundred requests, which every request in
     flight waits out (the bento's p99 at 16 clients was 2.4x its p50). Connections that leave
     the WAL to this thread turn their own checkpoints off (``PRAGMA wal_autocheckpoint = 0``).
 
