@@ -229,11 +229,13 @@ class OnlineReader:
             self._checkpointer = store.checkpointer(self.store.config).start()
 
     def close(self) -> None:
-        """Stop the background checkpoints, if any, and close the state's own client."""
+        """Stop the background checkpoints, if any, and close the state's own client if it
+        was opened (``state`` would open one only to close it)."""
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        self.state.close()
+        if self._state is not None:
+            self._state.close()
 
     def read(self, rows: dict[str, list[Any]], at: dt.datetime) -> dict[str, list[Any]]:
         """Features for ``rows`` (join keys and request fields, column lists) at time ``at``:
